@@ -1,0 +1,8 @@
+//! ewc-workbench: continual-learning experiments trained with WGSL compute shaders.
+//!
+//! The engine (`gpu`, with `reference` as its plain-Rust ground truth) trains networks laid out
+//! by `model`; `methods` add what each continual-learning method needs; `experiment` drives a
+//! method through a task sequence from `data` and computes the metrics.
+
+pub mod model;
+pub mod rng;
