@@ -4,5 +4,9 @@
 //! by `model`; `methods` add what each continual-learning method needs; `experiment` drives a
 //! method through a task sequence from `data` and computes the metrics.
 
+pub mod data;
+pub mod experiment;
+pub mod gpu;
 pub mod model;
+pub mod reference;
 pub mod rng;

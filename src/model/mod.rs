@@ -97,7 +97,8 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
-    fn push(&mut self, name: String, shape: Vec<usize>, fan_in: usize, part: Part) -> ParamEntry {
+    /// Appends a tensor at the end of the layout and returns its entry.
+    pub fn push(&mut self, name: String, shape: Vec<usize>, fan_in: usize, part: Part) -> ParamEntry {
         let len = shape.iter().product();
         let entry = ParamEntry { name, offset: self.len, len, shape, fan_in, part };
         self.len += len;

@@ -1,0 +1,293 @@
+//! Device setup and the compute kernels built from `shaders/*.wgsl`.
+//!
+//! One [`GpuContext`] holds the device, the queue and every compute pipeline; trainers share it.
+//! Each shader file has one bind-group layout for all its entry points, documented at the top of
+//! the file, so the host code here binds buffers by role rather than by entry point.
+
+mod trainer;
+
+pub use trainer::{EvalResult, FisherKind, GpuTrainer, TrainStats};
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+/// What can go wrong while finding and opening a GPU.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    /// No adapter passed the filters and capability checks.
+    #[error(
+        "no GPU adapter with compute shaders was found{filter}. Install a Vulkan driver (on Debian \
+         and Ubuntu, `apt-get install mesa-vulkan-drivers` gives Mesa's software renderer, \
+         lavapipe), or run with `--backend cpu`"
+    )]
+    NoAdapter {
+        /// Describes `WGPU_ADAPTER_NAME`/`WGPU_BACKEND` when they narrowed the search.
+        filter: String,
+    },
+    /// The adapter exists but refused to open a device.
+    #[error("could not open a device on adapter {adapter}: {source}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's reason.
+        source: wgpu::RequestDeviceError,
+    },
+    /// Reading a buffer back from the GPU failed.
+    #[error("reading results back from the GPU failed: {0}")]
+    ReadBack(String),
+}
+
+/// One adapter as `devices` lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// Adapter name as the driver reports it.
+    pub name: String,
+    /// Graphics API (Vulkan, Metal, Dx12, Gl).
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Whether it can run compute shaders within the limits the engine needs.
+    pub usable: bool,
+}
+
+impl AdapterSummary {
+    fn new(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let driver = if info.driver_info.is_empty() { info.driver.clone() } else { format!("{} {}", info.driver, info.driver_info) };
+        Self {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver,
+            usable: is_usable(adapter),
+        }
+    }
+}
+
+/// Storage buffers the largest kernel binds at once (the loss kernels).
+const STORAGE_BUFFERS_NEEDED: u32 = 6;
+
+fn is_usable(adapter: &wgpu::Adapter) -> bool {
+    let downlevel = adapter.get_downlevel_capabilities();
+    downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        && adapter.limits().max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_NEEDED
+}
+
+/// Lower is preferred: hardware GPUs before virtual ones before software renderers.
+fn preference(device_type: wgpu::DeviceType) -> u8 {
+    match device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn create_instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn name_filter() -> Option<String> {
+    std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()).map(|s| s.to_lowercase())
+}
+
+/// Lists every adapter wgpu sees (respecting `WGPU_BACKEND`) and the index of the one the
+/// engine would use (respecting `WGPU_ADAPTER_NAME` as a case-insensitive substring).
+pub fn list_adapters() -> (Vec<AdapterSummary>, Option<usize>) {
+    let instance = create_instance();
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
+    let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::new).collect();
+    let chosen = choose(&adapters);
+    (summaries, chosen)
+}
+
+fn choose(adapters: &[wgpu::Adapter]) -> Option<usize> {
+    let filter = name_filter();
+    adapters
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| is_usable(a))
+        .filter(|(_, a)| filter.as_ref().is_none_or(|f| a.get_info().name.to_lowercase().contains(f)))
+        .min_by_key(|(i, a)| (preference(a.get_info().device_type), *i))
+        .map(|(i, _)| i)
+}
+
+/// A compute pipeline with the bind-group layout of its shader file.
+#[derive(Debug)]
+pub(crate) struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// How a binding is used: `U` uniform, `R` read-only storage, `W` read-write storage.
+#[derive(Debug, Clone, Copy)]
+enum Binding {
+    U,
+    R,
+    W,
+}
+
+/// Every kernel the engine dispatches.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    pub(crate) dense_forward: Kernel,
+    pub(crate) dense_backward_input: Kernel,
+    pub(crate) dense_backward_weight: Kernel,
+    pub(crate) conv_forward: Kernel,
+    pub(crate) conv_backward_input: Kernel,
+    pub(crate) conv_backward_weight: Kernel,
+    pub(crate) conv_reduce: Kernel,
+    pub(crate) pool_forward: Kernel,
+    pub(crate) pool_backward: Kernel,
+    pub(crate) cross_entropy: Kernel,
+    pub(crate) loss_reduce: Kernel,
+    pub(crate) adam: Kernel,
+    pub(crate) sgd: Kernel,
+    pub(crate) penalty_gradient: Kernel,
+    pub(crate) penalty_partial: Kernel,
+    pub(crate) penalty_total: Kernel,
+    pub(crate) scale_add: Kernel,
+}
+
+/// The device, its queue, and the compiled kernels.
+#[derive(Debug)]
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    /// The adapter in use.
+    pub adapter: AdapterSummary,
+    /// Largest storage binding the device allows, in bytes.
+    pub(crate) max_binding: u64,
+}
+
+impl GpuContext {
+    /// Opens the preferred adapter (see [`list_adapters`]) and compiles every kernel.
+    pub fn new() -> Result<Arc<Self>, GpuError> {
+        let instance = create_instance();
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
+        let Some(index) = choose(&adapters) else {
+            let mut filters = Vec::new();
+            if let Some(name) = name_filter() {
+                filters.push(format!("WGPU_ADAPTER_NAME={name}"));
+            }
+            if let Ok(backend) = std::env::var("WGPU_BACKEND") {
+                filters.push(format!("WGPU_BACKEND={backend}"));
+            }
+            let filter = if filters.is_empty() { String::new() } else { format!(" (with {})", filters.join(", ")) };
+            return Err(GpuError::NoAdapter { filter });
+        };
+        let adapter = adapters.swap_remove(index);
+        let summary = AdapterSummary::new(&adapter);
+        log::info!("using GPU adapter {} ({}, {}, {})", summary.name, summary.backend, summary.device_type, summary.driver);
+
+        let supported = adapter.limits();
+        let limits = wgpu::Limits {
+            max_storage_buffers_per_shader_stage: STORAGE_BUFFERS_NEEDED.max(wgpu::Limits::default().max_storage_buffers_per_shader_stage),
+            max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,
+            max_buffer_size: supported.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ewc-workbench"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|source| GpuError::RequestDevice { adapter: summary.name.clone(), source })?;
+
+        let kernels = Kernels::new(&device);
+        Ok(Arc::new(Self {
+            device,
+            queue,
+            kernels,
+            adapter: summary,
+            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+        }))
+    }
+}
+
+impl Kernels {
+    fn new(device: &wgpu::Device) -> Self {
+        use Binding::{R, U, W};
+        let dense = device.create_shader_module(wgpu::include_wgsl!("../../shaders/dense.wgsl"));
+        let conv = device.create_shader_module(wgpu::include_wgsl!("../../shaders/conv.wgsl"));
+        let pool = device.create_shader_module(wgpu::include_wgsl!("../../shaders/pool.wgsl"));
+        let loss = device.create_shader_module(wgpu::include_wgsl!("../../shaders/loss.wgsl"));
+        let optimizers = device.create_shader_module(wgpu::include_wgsl!("../../shaders/optimizers.wgsl"));
+        let penalties = device.create_shader_module(wgpu::include_wgsl!("../../shaders/penalties.wgsl"));
+        let vectors = device.create_shader_module(wgpu::include_wgsl!("../../shaders/vectors.wgsl"));
+
+        let layer_bindings = [U, R, R, R, W];
+        let pool_bindings = [U, R, R, W];
+        let loss_bindings = [U, R, R, R, W, W, W];
+        let optimizer_bindings = [U, R, R, W, W, W];
+        let penalty_bindings = [U, R, R, R, W, W];
+        let vector_bindings = [U, R, W];
+        let k = |module: &wgpu::ShaderModule, entry: &str, bindings: &[Binding]| kernel(device, module, entry, bindings);
+        Self {
+            dense_forward: k(&dense, "forward", &layer_bindings),
+            dense_backward_input: k(&dense, "backward_input", &layer_bindings),
+            dense_backward_weight: k(&dense, "backward_weight", &layer_bindings),
+            conv_forward: k(&conv, "forward", &layer_bindings),
+            conv_backward_input: k(&conv, "backward_input", &layer_bindings),
+            conv_backward_weight: k(&conv, "backward_weight", &layer_bindings),
+            conv_reduce: k(&conv, "reduce", &layer_bindings),
+            pool_forward: k(&pool, "forward", &pool_bindings),
+            pool_backward: k(&pool, "backward", &pool_bindings),
+            cross_entropy: k(&loss, "cross_entropy", &loss_bindings),
+            loss_reduce: k(&loss, "reduce", &loss_bindings),
+            adam: k(&optimizers, "adam", &optimizer_bindings),
+            sgd: k(&optimizers, "sgd", &optimizer_bindings),
+            penalty_gradient: k(&penalties, "gradient", &penalty_bindings),
+            penalty_partial: k(&penalties, "value_partial", &penalty_bindings),
+            penalty_total: k(&penalties, "value_total", &penalty_bindings),
+            scale_add: k(&vectors, "scale_add", &vector_bindings),
+        }
+    }
+}
+
+fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindings: &[Binding]) -> Kernel {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match b {
+                    Binding::U => wgpu::BufferBindingType::Uniform,
+                    Binding::R => wgpu::BufferBindingType::Storage { read_only: true },
+                    Binding::W => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions::default(),
+        cache: None,
+    });
+    Kernel { pipeline, layout }
+}
+
+#[cfg(test)]
+mod tests;
