@@ -85,7 +85,7 @@ impl fmt::Display for FileReport {
 
 fn describe_item(dims: &[u32]) -> String {
     if dims.is_empty() {
-        return "one value (labels)".to_owned();
+        return "one value per item".to_owned();
     }
     let parts: Vec<String> = dims.iter().map(ToString::to_string).collect();
     parts.join("×")
