@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod experiment;
+pub mod methods;
 pub mod gpu;
 pub mod model;
 pub mod reference;

@@ -1,1 +1,56 @@
-fn main() {}
+//! The `ewc-workbench` command line: `run`, `inspect`, `bench` and `devices`. Without a
+//! subcommand it will open the workbench window.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Continual-learning experiments trained with WGSL compute shaders.
+#[derive(Debug, Parser)]
+#[command(name = "ewc-workbench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an experiment headless and print a comparison table.
+    Run(cli::run::RunArgs),
+    /// Describe dataset files (IDX, raw or gzip, and CSV), or say why they cannot be read.
+    Inspect {
+        /// Files to describe.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Measure training, evaluation and Fisher throughput.
+    Bench(cli::bench::BenchArgs),
+    /// List the GPU adapters wgpu can see and the one that will be used.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,wgpu_core=warn,wgpu_hal=warn,naga=warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Run(args)) => cli::run::run(&args),
+        Some(Command::Inspect { files }) => cli::inspect(&files),
+        Some(Command::Bench(args)) => cli::bench::bench(&args),
+        Some(Command::Devices) => cli::devices(),
+        None => Err(anyhow::anyhow!(
+            "the workbench window is not built yet; run an experiment headless with `ewc-workbench run --preset seed`"
+        )),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

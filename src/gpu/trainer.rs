@@ -20,10 +20,11 @@ use crate::model::{IMAGE_PIXELS, Layer, Network};
 use crate::reference::{Adam, OptimizerKind};
 
 /// Which distribution over labels the Fisher diagonal averages the squared gradients under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FisherKind {
     /// Every class weighted by the model's probability: Σ_y p(y|x) (∂ log p(y|x)/∂θ)².
+    #[default]
     Exact,
     /// One label per sample drawn from p(y|x).
     Sampled,

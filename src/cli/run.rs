@@ -1,0 +1,184 @@
+//! `run`: an experiment from a preset or a saved file, with command-line overrides, progress
+//! on the terminal, a comparison table, and results files under `--out`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use ewc_workbench::experiment::config::{self, ExperimentConfig};
+use ewc_workbench::experiment::results::{RunStatus, comparison_table};
+use ewc_workbench::experiment::runner::{self, PreparedTasks, RunEvent};
+use ewc_workbench::gpu::GpuContext;
+
+/// Options of `ewc-workbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Start from a preset: seed, permuted-mnist, split-mnist or rotated-mnist.
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// Start from a saved experiment file (JSON, as the workbench saves it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory holding mnist/ and fashion-mnist/ with the usual IDX file names.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Methods to compare, comma-separated: finetune, joint, frozen, l2, ewc, online-ewc, lwf.
+    #[arg(long)]
+    methods: Option<String>,
+    /// Set a parameter, e.g. `ewc.lambda=100,1000` (a list sweeps: one run per value). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Passes over each task's training set.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training images per task.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seed for initialisation, batch order, permutations and Fisher samples.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where training runs: gpu (any wgpu adapter, including software renderers) or cpu.
+    #[arg(long, default_value = "gpu")]
+    backend: String,
+    /// Write results.json, results.csv and the plots here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn build_config(args: &RunArgs) -> anyhow::Result<ExperimentConfig> {
+    let mut config = match (&args.config, &args.preset) {
+        (Some(path), _) => ExperimentConfig::load(path)?,
+        (None, Some(name)) => ExperimentConfig::preset(name)?,
+        (None, None) => ExperimentConfig::preset("seed")?,
+    };
+    if let Some(list) = &args.methods {
+        config::apply_methods_list(&mut config, list)?;
+    }
+    for assignment in &args.set {
+        config::apply_set(&mut config, assignment)?;
+    }
+    if let Some(epochs) = args.epochs {
+        config.training.epochs = epochs;
+    }
+    if args.limit.is_some() {
+        config.training.limit = args.limit;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = Some(dir.clone());
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs the experiment; exit status 0 when every run completed.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.backend != "gpu" {
+        // Not yet: the reference implementation trains too slowly for whole experiments and
+        // has no runner; `bench --backend cpu` measures it.
+        anyhow::bail!("--backend {} is not supported by `run` yet; use --backend gpu (a software renderer such as lavapipe counts)", args.backend);
+    }
+    let config = build_config(args)?;
+    let tasks = runner::load_tasks(&config, config.data_dir.as_deref())?;
+    let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed);
+    let ctx = GpuContext::new()?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping: finishing the current step; press Ctrl-C again to quit at once");
+        })
+        .context("could not install the Ctrl-C handler")?;
+    }
+
+    let started = Instant::now();
+    let (sender, receiver) = mpsc::channel();
+    let results = std::thread::scope(|scope| {
+        let printer = scope.spawn(move || print_progress(&receiver));
+        let results = runner::run_experiment(&ctx, &config, &prepared, &sender, &cancel);
+        drop(sender);
+        // The printer only ends when the channel closes, and a panic there is a bug to report.
+        if printer.join().is_err() {
+            log::error!("the progress printer stopped unexpectedly");
+        }
+        results
+    });
+    let wall = started.elapsed().as_secs_f64();
+
+    println!("\n{}", comparison_table(&results));
+    println!("device: {} ({}); wall time {wall:.1} s", results.device.adapter, results.device.backend);
+    if let Some(dir) = &args.out {
+        results.save_to_dir(dir)?;
+        println!("wrote {}", dir.join("results.json").display());
+        println!("wrote {}", dir.join("results.csv").display());
+    }
+    let all_completed = results.runs.iter().all(|r| r.status == RunStatus::Completed);
+    Ok(if all_completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Prints one progress line per run (rewritten in place on a terminal) and the runner's logs.
+fn print_progress(events: &mpsc::Receiver<RunEvent>) {
+    let terminal = std::io::stderr().is_terminal();
+    let mut label = String::new();
+    let mut total = 1u64;
+    let mut last = (0u64, None::<f64>, None::<f64>);
+    let mut last_printed = Instant::now();
+    for event in events {
+        let mut stderr = std::io::stderr().lock();
+        match event {
+            RunEvent::Started { label: l, total_steps, .. } => {
+                label = l;
+                total = total_steps.max(1);
+            }
+            RunEvent::Step { task, step, .. } => {
+                last.0 = step;
+                if terminal || last_printed.elapsed().as_secs() >= 10 {
+                    last_printed = Instant::now();
+                    let line = progress_line(&label, task, step, total, last.1, last.2);
+                    let _ = if terminal { write!(stderr, "\r{line}\x1b[K") } else { writeln!(stderr, "{line}") };
+                }
+            }
+            RunEvent::Evaluated { point, .. } => {
+                last.1 = point.loss;
+                last.2 = point.penalty;
+            }
+            RunEvent::Log(message) => {
+                let _ = writeln!(stderr, "{}{message}", if terminal { "\r\x1b[K" } else { "" });
+            }
+            RunEvent::Finished { result, .. } => {
+                let _ = writeln!(
+                    stderr,
+                    "{}{}: {} in {:.1} s{}",
+                    if terminal { "\r\x1b[K" } else { "" },
+                    result.label,
+                    result.status.name(),
+                    result.train_seconds,
+                    if result.message.is_empty() { String::new() } else { format!(" ({})", result.message) }
+                );
+                last = (0, None, None);
+            }
+        }
+    }
+}
+
+fn progress_line(label: &str, task: usize, step: u64, total: u64, loss: Option<f64>, penalty: Option<f64>) -> String {
+    const WIDTH: usize = 24;
+    let filled = ((step as f64 / total as f64) * WIDTH as f64).round() as usize;
+    let bar: String = "#".repeat(filled.min(WIDTH)) + &"-".repeat(WIDTH - filled.min(WIDTH));
+    let loss = loss.map_or_else(String::new, |l| format!("  loss {l:.3}"));
+    let penalty = penalty.map_or_else(String::new, |p| format!("  penalty {p:.3e}"));
+    format!("{label:<20} [{bar}] task {} step {step}/{total}{loss}{penalty}", task + 1)
+}

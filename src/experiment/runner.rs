@@ -1,0 +1,402 @@
+//! Drives each run of an experiment through the task sequence on the GPU engine.
+//!
+//! The runner knows nothing about terminals or windows: it sends [`RunEvent`]s over a channel
+//! and returns [`Results`]. A failing or diverging run ends with its status and message and the
+//! next run starts; a cancel flag stops the current run and marks the rest cancelled.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use thiserror::Error;
+
+use super::config::{DatasetSource, ExperimentConfig, HeadMode, Optimizer, RunSpec, SequenceConfig, expand_runs};
+use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus};
+use crate::data::{self, DataError, Task};
+use crate::gpu::{GpuContext, GpuError, GpuTrainer};
+use crate::methods::{MethodState, head_for};
+use crate::model::{IMAGE_PIXELS, Network};
+use crate::reference::OptimizerKind;
+use crate::rng::Rng;
+
+/// Test images per evaluation batch.
+const EVAL_BATCH: usize = 500;
+
+/// What stops an experiment before any run starts.
+#[derive(Debug, Error)]
+pub enum RunnerError {
+    /// A dataset could not be found or read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The GPU could not be opened.
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Progress of an experiment, in the order it happens.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// Run `run` (index into the expanded runs) starts; `total_steps` over all its tasks.
+    Started {
+        /// Run index.
+        run: usize,
+        /// Run label.
+        label: String,
+        /// Optimizer steps the run will take if it completes.
+        total_steps: u64,
+    },
+    /// A training step finished (sent at most every few steps).
+    Step {
+        /// Run index.
+        run: usize,
+        /// Task being trained.
+        task: usize,
+        /// Steps since the run started.
+        step: u64,
+    },
+    /// An evaluation point was measured.
+    Evaluated {
+        /// Run index.
+        run: usize,
+        /// The point, as stored in the results.
+        point: CurvePoint,
+    },
+    /// A message for the log.
+    Log(String),
+    /// The run ended, in any status.
+    Finished {
+        /// Run index.
+        run: usize,
+        /// The run's results.
+        result: Box<RunResult>,
+    },
+}
+
+/// Each task's data as the engine consumes it, shared by all runs.
+#[derive(Debug)]
+pub struct PreparedTasks {
+    /// The tasks, with their raw data.
+    pub tasks: Vec<Task>,
+    /// Whether each task has its own head.
+    pub head_mode: HeadMode,
+    /// Per task: the test images scaled to [0, 1] and their targets.
+    test: Vec<(Vec<f32>, Vec<u32>)>,
+    /// Per task: how many test images the curve points use (a prefix of a seeded shuffle).
+    curve_samples: Vec<usize>,
+}
+
+/// Loads the datasets a configuration names and builds its task sequence.
+pub fn load_tasks(config: &ExperimentConfig, data_dir: Option<&Path>) -> Result<Vec<Task>, DataError> {
+    let data_dir = data_dir.or(config.data_dir.as_deref());
+    let mut tasks = match &config.sequence {
+        SequenceConfig::Seed => {
+            let mnist = data::load_dataset(data_dir, "mnist")?;
+            let fashion = data::load_dataset(data_dir, "fashion-mnist")?;
+            data::seed_sequence(mnist, fashion)
+        }
+        SequenceConfig::PermutedMnist { tasks } => data::permuted_mnist(&data::load_dataset(data_dir, "mnist")?, *tasks, config.seed),
+        SequenceConfig::SplitMnist => data::split_mnist(&data::load_dataset(data_dir, "mnist")?),
+        SequenceConfig::RotatedMnist { angles } => {
+            let angles: Vec<f32> = angles.iter().map(|&a| a as f32).collect();
+            data::rotated_mnist(&data::load_dataset(data_dir, "mnist")?, &angles)
+        }
+        SequenceConfig::Custom { datasets } => {
+            let mut loaded = Vec::new();
+            for source in datasets {
+                loaded.push((source.name().to_owned(), load_source(source)?));
+            }
+            data::custom(loaded)
+        }
+    };
+    data::limit_training(&mut tasks, config.training.limit, config.seed);
+    Ok(tasks)
+}
+
+fn load_source(source: &DatasetSource) -> Result<data::DatasetPair, DataError> {
+    match source {
+        DatasetSource::Idx { train_images, train_labels, test_images, test_labels, .. } => Ok(data::DatasetPair {
+            train: data::load_idx_pair(train_images, train_labels)?,
+            test: data::load_idx_pair(test_images, test_labels)?,
+        }),
+        DatasetSource::Csv { train, test, .. } => Ok(data::DatasetPair { train: data::load_csv(train)?, test: data::load_csv(test)? }),
+    }
+}
+
+impl PreparedTasks {
+    /// Converts the test sets once, so every evaluation of every run reuses them. Curve points
+    /// use the first `eval_limit` images of a seeded shuffle of each test set.
+    pub fn new(mut tasks: Vec<Task>, head_mode: HeadMode, eval_limit: Option<usize>, seed: u64) -> Self {
+        let per_task = head_mode == HeadMode::PerTask;
+        let mut test = Vec::new();
+        let mut curve_samples = Vec::new();
+        for (t, task) in tasks.iter_mut().enumerate() {
+            let mut order: Vec<u32> = (0..task.test.len() as u32).collect();
+            Rng::derive(seed ^ t as u64, "curve test subset").shuffle(&mut order);
+            let (mut images, mut targets) = (Vec::new(), Vec::new());
+            data::fill_batch(&task.test, &order, task, per_task, &mut images, &mut targets);
+            curve_samples.push(eval_limit.unwrap_or(order.len()).min(order.len()));
+            test.push((images, targets));
+        }
+        Self { tasks, head_mode, test, curve_samples }
+    }
+
+    /// Output units each head needs.
+    pub fn head_outputs(&self) -> Vec<usize> {
+        match self.head_mode {
+            HeadMode::Shared => vec![self.tasks.iter().map(|t| t.head_outputs(false)).max().unwrap_or(10)],
+            HeadMode::PerTask => self.tasks.iter().map(|t| t.head_outputs(true)).collect(),
+        }
+    }
+
+    /// Accuracy on each task's test set, all of it (`full`) or the curve subset.
+    fn evaluate_all(&self, trainer: &mut GpuTrainer, full: bool) -> Result<Vec<f64>, GpuError> {
+        let mut accuracy = Vec::with_capacity(self.tasks.len());
+        for (t, (images, targets)) in self.test.iter().enumerate() {
+            let n = if full { targets.len() } else { self.curve_samples[t] };
+            let result = trainer.evaluate(&images[..n * IMAGE_PIXELS], &targets[..n], head_for(self.head_mode, t), EVAL_BATCH)?;
+            accuracy.push(result.accuracy());
+        }
+        Ok(accuracy)
+    }
+}
+
+/// The device description stored in results.
+pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
+    DeviceInfo {
+        adapter: ctx.adapter.name.clone(),
+        backend: ctx.adapter.backend.to_lowercase(),
+        device_type: ctx.adapter.device_type.clone(),
+        driver: ctx.adapter.driver.clone(),
+    }
+}
+
+/// Runs every run of `config` in turn and returns the results; runs after a cancel are marked
+/// cancelled without training.
+pub fn run_experiment(
+    ctx: &Arc<GpuContext>,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+    events: &Sender<RunEvent>,
+    cancel: &AtomicBool,
+) -> Results {
+    let mut results = Results::new(config.clone(), device_info(ctx));
+    results.tasks = prepared.tasks.iter().map(|t| t.name.clone()).collect();
+    for (index, run) in expand_runs(config).iter().enumerate() {
+        let result = if cancel.load(Ordering::Relaxed) {
+            let mut r = RunResult::new(run);
+            r.status = RunStatus::Cancelled;
+            r.message = "cancelled before it started".to_owned();
+            r
+        } else {
+            run_one(ctx, config, prepared, run, index, events, cancel)
+        };
+        // A closed channel only means nobody is listening any more.
+        let _ = events.send(RunEvent::Finished { run: index, result: Box::new(result.clone()) });
+        results.runs.push(result);
+    }
+    results
+}
+
+/// Trains one run through the sequence; every failure ends up in the result's status.
+pub fn run_one(
+    ctx: &Arc<GpuContext>,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+    run: &RunSpec,
+    index: usize,
+    events: &Sender<RunEvent>,
+    cancel: &AtomicBool,
+) -> RunResult {
+    let mut result = RunResult::new(run);
+    let started = Instant::now();
+    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result);
+    result.train_seconds = started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0);
+    match outcome {
+        Ok(status) => result.status = status,
+        Err(message) => {
+            result.status = RunStatus::Failed;
+            result.message = message;
+        }
+    }
+    if result.status != RunStatus::Completed {
+        log::warn!("{}: {} ({})", run.label, result.status.name(), result.message);
+    }
+    result.update_metrics();
+    result
+}
+
+fn optimizer_kind(config: &ExperimentConfig) -> OptimizerKind {
+    let t = &config.training;
+    match t.optimizer {
+        Optimizer::Adam => OptimizerKind::adam(t.learning_rate as f32),
+        Optimizer::Sgd => OptimizerKind::Sgd { learning_rate: t.learning_rate as f32, momentum: t.momentum as f32 },
+    }
+}
+
+/// One batch of a schedule: the head it trains and its samples as (task, index) pairs.
+struct ScheduledBatch {
+    head_task: usize,
+    samples: Vec<(usize, u32)>,
+}
+
+/// The batches of one epoch over the union of the tasks in `sources` (one task except for
+/// joint training). With a shared head, batches mix tasks; with a head per task, each batch
+/// comes from one task and the batches of all tasks are shuffled together.
+fn epoch_schedule(prepared: &PreparedTasks, sources: std::ops::RangeInclusive<usize>, batch: usize, rng: &mut Rng) -> Vec<ScheduledBatch> {
+    let mut pool: Vec<(usize, u32)> =
+        sources.clone().flat_map(|t| (0..prepared.tasks[t].train.len() as u32).map(move |i| (t, i))).collect();
+    rng.shuffle(&mut pool);
+    match prepared.head_mode {
+        HeadMode::Shared => pool.chunks(batch).map(|c| ScheduledBatch { head_task: *sources.end(), samples: c.to_vec() }).collect(),
+        HeadMode::PerTask => {
+            let mut batches = Vec::new();
+            for t in sources {
+                let own: Vec<(usize, u32)> = pool.iter().copied().filter(|&(task, _)| task == t).collect();
+                batches.extend(own.chunks(batch).map(|c| ScheduledBatch { head_task: t, samples: c.to_vec() }));
+            }
+            rng.shuffle(&mut batches);
+            batches
+        }
+    }
+}
+
+/// Fills `images` (scaled to [0, 1]) and `targets` for one scheduled batch.
+fn fill_scheduled(prepared: &PreparedTasks, batch: &ScheduledBatch, images: &mut Vec<f32>, targets: &mut Vec<u32>) {
+    let per_task = prepared.head_mode == HeadMode::PerTask;
+    images.clear();
+    targets.clear();
+    for &(t, i) in &batch.samples {
+        let task = &prepared.tasks[t];
+        images.extend(task.train.image(i as usize).iter().map(|&p| f32::from(p) / 255.0));
+        targets.push(task.target_of(task.train.labels[i as usize], per_task));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_run(
+    ctx: &Arc<GpuContext>,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+    run: &RunSpec,
+    index: usize,
+    events: &Sender<RunEvent>,
+    cancel: &AtomicBool,
+    result: &mut RunResult,
+) -> Result<RunStatus, String> {
+    let mut method = MethodState::new(run.method.clone());
+    method.check_supported(prepared.head_mode)?;
+    let net = Network::new(&config.architecture, &prepared.head_outputs());
+    let params = net.init_params(config.seed);
+    let mut trainer = GpuTrainer::new(ctx.clone(), net, &params, optimizer_kind(config));
+    let gpu = |e: GpuError| e.to_string();
+    let training = &config.training;
+    let task_count = prepared.tasks.len();
+
+    let total_steps: u64 = (0..task_count)
+        .map(|t| {
+            let samples: usize = method.training_tasks(t).map(|s| prepared.tasks[s].train.len()).sum();
+            (samples.div_ceil(training.batch_size) * training.epochs) as u64
+        })
+        .sum();
+    let _ = events.send(RunEvent::Started { run: index, label: run.label.clone(), total_steps });
+    log::info!("{}: training {} tasks, {total_steps} steps", run.label, task_count);
+
+    result.baseline = Some(prepared.evaluate_all(&mut trainer, true).map_err(gpu)?);
+    let mut rng = Rng::derive(config.seed, "batch order");
+    let mut step: u64 = 0;
+    let (mut images, mut targets) = (Vec::new(), Vec::new());
+
+    for t in 0..task_count {
+        method.before_task(&mut trainer, t, prepared.head_mode);
+        let sources = method.training_tasks(t);
+        let mut steps_since_point = 0usize;
+        for _ in 0..training.epochs {
+            let batches = epoch_schedule(prepared, sources.clone(), training.batch_size, &mut rng);
+            for batch in &batches {
+                if cancel.load(Ordering::Relaxed) {
+                    result.message = format!("cancelled at step {step}");
+                    return Ok(RunStatus::Cancelled);
+                }
+                fill_scheduled(prepared, batch, &mut images, &mut targets);
+                trainer.train_step(&images, &targets, head_for(prepared.head_mode, batch.head_task));
+                step += 1;
+                steps_since_point += 1;
+                if step % 10 == 0 {
+                    let _ = events.send(RunEvent::Step { run: index, task: t, step });
+                }
+                if steps_since_point >= training.eval_every {
+                    steps_since_point = 0;
+                    if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result).map_err(gpu)? {
+                        result.message = diverged;
+                        return Ok(RunStatus::Diverged);
+                    }
+                }
+            }
+        }
+        if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result).map_err(gpu)? {
+            result.message = diverged;
+            return Ok(RunStatus::Diverged);
+        }
+        let row = prepared.evaluate_all(&mut trainer, true).map_err(gpu)?;
+        let _ = events.send(RunEvent::Log(format!(
+            "{}: after task {} ({}): {}",
+            run.label,
+            t + 1,
+            prepared.tasks[t].name,
+            row.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
+        )));
+        result.accuracy.push(row);
+        if t + 1 < task_count {
+            if let Some(seconds) = method.after_task(&mut trainer, &prepared.tasks, t, prepared.head_mode, config.seed).map_err(gpu)? {
+                *result.fisher_seconds.get_or_insert(0.0) += seconds;
+            }
+        }
+    }
+    Ok(RunStatus::Completed)
+}
+
+/// Reads the training sums and evaluates the curve subsets. Returns a message when the loss
+/// stopped being finite since the previous point.
+#[allow(clippy::too_many_arguments)]
+fn record_point(
+    trainer: &mut GpuTrainer,
+    prepared: &PreparedTasks,
+    method: &MethodState,
+    task: usize,
+    step: u64,
+    index: usize,
+    events: &Sender<RunEvent>,
+    result: &mut RunResult,
+) -> Result<Option<String>, GpuError> {
+    let stats = trainer.take_train_stats()?;
+    if stats.batches == 0 {
+        return Ok(None);
+    }
+    if let Some(batch) = stats.first_nonfinite_batch {
+        let at = step - u64::from(stats.batches) + u64::from(batch);
+        return Ok(Some(format!("the training loss became NaN or infinite at step {at} (task {})", task + 1)));
+    }
+    let penalty = if matches!(method.spec(), super::config::MethodSpec::Lwf { .. }) {
+        Some(f64::from(stats.mean_distillation))
+    } else if method.has_penalty() {
+        let value = trainer.penalty_value()?;
+        if !value.is_finite() {
+            return Ok(Some(format!("the penalty became NaN or infinite by step {step} (task {})", task + 1)));
+        }
+        Some(f64::from(value))
+    } else {
+        None
+    };
+    let point = CurvePoint {
+        step,
+        task,
+        accuracy: prepared.evaluate_all(trainer, false)?,
+        loss: Some(f64::from(stats.mean_loss)),
+        penalty,
+    };
+    let _ = events.send(RunEvent::Evaluated { run: index, point: point.clone() });
+    result.curve.push(point);
+    Ok(None)
+}
