@@ -589,6 +589,8 @@ impl FromStr for Method {
     }
 }
 
+/// Estimate of the diagonal Fisher information used by EWC, shared with the engine so that a
+/// config value passes straight to the Fisher kernels.
 pub use crate::gpu::FisherKind;
 
 /// A method with all of its parameters: one run of an experiment.
