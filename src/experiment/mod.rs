@@ -8,12 +8,15 @@
 //!   command line becomes one `methods` entry per value and a saved file replays it exactly.
 //! - [`metrics`]: average accuracy, backward transfer, forgetting and forward transfer, computed
 //!   from the accuracy matrix `R[i][j]` (accuracy on task `j` after training task `i`).
+//! - [`results`]: `results.json` and `results.csv`, and the comparison table printed after a
+//!   headless run.
 //!
 //! Every file is written to a temporary file in the target directory, flushed to disk and then
 //! renamed over the target, so a reader sees either the old file or the complete new one.
 
 pub mod config;
 pub mod metrics;
+pub mod results;
 
 pub use config::{
     ConfigError, DatasetSource, ExperimentConfig, FisherKind, HeadMode, Method, MethodSpec,
@@ -21,6 +24,10 @@ pub use config::{
     expand_runs,
 };
 pub use metrics::{Forgetting, Metrics};
+pub use results::{
+    CurvePoint, DeviceInfo, Results, ResultsError, RunResult, RunStatus, comparison_table,
+    load_results,
+};
 
 use std::fs::{self, File};
 use std::io::{self, Write};
