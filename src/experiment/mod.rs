@@ -17,6 +17,7 @@
 pub mod config;
 pub mod metrics;
 pub mod results;
+pub mod runner;
 
 pub use config::{
     ConfigError, DatasetSource, ExperimentConfig, FisherKind, HeadMode, Method, MethodSpec,
