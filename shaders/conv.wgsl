@@ -43,51 +43,53 @@ fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 64u;
 }
 
-// Each invocation owns one output y[n][oc][y][x].
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    let plane = cfg.out_height * cfg.out_width;
-    if (i >= cfg.batch * cfg.out_channels * plane) {
+// Each invocation owns one output position of one sample and computes it for every output
+// channel, so the input patch is read once and the weights are the same for all invocations.
+// x = ox, y = oy, z = n.
+@compute @workgroup_size(8, 8)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ox = gid.x;
+    let oy = gid.y;
+    let n = gid.z;
+    if (ox >= cfg.out_width || oy >= cfg.out_height || n >= cfg.batch) {
         return;
     }
-    let n = i / (cfg.out_channels * plane);
-    let oc = (i / plane) % cfg.out_channels;
-    let oy = (i % plane) / cfg.out_width;
-    let ox = i % cfg.out_width;
     let k = cfg.kernel;
-    var acc = params[cfg.bias + oc];
-    for (var ic = 0u; ic < cfg.in_channels; ic++) {
-        let x0 = ((n * cfg.in_channels + ic) * cfg.in_height + oy) * cfg.in_width + ox;
-        let w0 = cfg.weight + (oc * cfg.in_channels + ic) * k * k;
-        for (var ky = 0u; ky < k; ky++) {
-            for (var kx = 0u; kx < k; kx++) {
-                acc += params[w0 + ky * k + kx] * src[x0 + ky * cfg.in_width + kx];
+    let plane = cfg.out_height * cfg.out_width;
+    for (var oc = 0u; oc < cfg.out_channels; oc++) {
+        var acc = params[cfg.bias + oc];
+        for (var ic = 0u; ic < cfg.in_channels; ic++) {
+            let x0 = ((n * cfg.in_channels + ic) * cfg.in_height + oy) * cfg.in_width + ox;
+            let w0 = cfg.weight + (oc * cfg.in_channels + ic) * k * k;
+            for (var ky = 0u; ky < k; ky++) {
+                for (var kx = 0u; kx < k; kx++) {
+                    acc += params[w0 + ky * k + kx] * src[x0 + ky * cfg.in_width + kx];
+                }
             }
         }
+        if (cfg.flag != 0u) {
+            acc = max(acc, 0.0);
+        }
+        dst[(n * cfg.out_channels + oc) * plane + oy * cfg.out_width + ox] = acc;
     }
-    if (cfg.flag != 0u) {
-        acc = max(acc, 0.0);
-    }
-    dst[i] = acc;
 }
 
-// Each invocation owns one input gradient dx[n][ic][y][x].
-@compute @workgroup_size(64)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    let plane = cfg.in_height * cfg.in_width;
-    if (i >= cfg.batch * cfg.in_channels * plane) {
+// Each invocation owns one input gradient dx[n][ic][y][x]; x = x, y = y, z = n * in_channels + ic.
+@compute @workgroup_size(8, 8)
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let x = gid.x;
+    let y = gid.y;
+    let plane = gid.z;
+    if (x >= cfg.in_width || y >= cfg.in_height || plane >= cfg.batch * cfg.in_channels) {
         return;
     }
+    let i = (plane * cfg.in_height + y) * cfg.in_width + x;
     if (cfg.flag != 0u && aux[i] <= 0.0) {
         dst[i] = 0.0;
         return;
     }
-    let n = i / (cfg.in_channels * plane);
-    let ic = (i / plane) % cfg.in_channels;
-    let y = (i % plane) / cfg.in_width;
-    let x = i % cfg.in_width;
+    let n = plane / cfg.in_channels;
+    let ic = plane % cfg.in_channels;
     let k = cfg.kernel;
     var acc = 0.0;
     for (var oc = 0u; oc < cfg.out_channels; oc++) {

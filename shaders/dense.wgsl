@@ -9,7 +9,8 @@
 //   4 read_write  dst     forward: y; backward_input: dx; backward_weight: a vector with the
 //                         parameter layout (gradients or Fisher accumulators)
 //
-// Dispatches are 1-D in 64-wide workgroups, folded into y when they exceed 65535 groups.
+// Dispatches are 2-D: x runs along a row of 64-wide workgroups and y over rows, so no
+// invocation divides to find its position (integer division is slow on CPU renderers).
 
 struct DenseConfig {
     batch: u32,
@@ -28,19 +29,15 @@ struct DenseConfig {
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
-fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
-// Each invocation owns one output y[n][o].
+// Each invocation owns one output y[n][o]; x = o, y = n.
 @compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    if (i >= cfg.batch * cfg.outputs) {
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let o = gid.x;
+    let n = gid.y;
+    if (o >= cfg.outputs || n >= cfg.batch) {
         return;
     }
-    let n = i / cfg.outputs;
-    let o = i % cfg.outputs;
+    let i = n * cfg.outputs + o;
     let row = cfg.weight + o * cfg.inputs;
     let x0 = n * cfg.inputs;
     var acc = params[cfg.bias + o];
@@ -53,15 +50,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     dst[i] = acc;
 }
 
-// Each invocation owns one input gradient dx[n][k] = sum_o W[o][k] dz[n][o].
+// Each invocation owns one input gradient dx[n][k] = sum_o W[o][k] dz[n][o]; x = k, y = n.
 @compute @workgroup_size(64)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    if (i >= cfg.batch * cfg.inputs) {
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k = gid.x;
+    let n = gid.y;
+    if (k >= cfg.inputs || n >= cfg.batch) {
         return;
     }
-    let n = i / cfg.inputs;
-    let k = i % cfg.inputs;
+    let i = n * cfg.inputs + k;
     if (cfg.flag != 0u && aux[i] <= 0.0) {
         dst[i] = 0.0;
         return;
@@ -73,18 +70,16 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     dst[i] = acc;
 }
 
-// Each invocation owns one weight W[o][k] (k < inputs) or the bias b[o] (k == inputs).
-// Mode 0 writes sum_n dz[n][o] x[n][k]; mode 1 adds sum_n (dz[n][o] x[n][k])^2, the
-// per-sample squared gradient that the diagonal Fisher needs.
+// Each invocation owns one weight W[o][k] (k < inputs) or the bias b[o] (k == inputs);
+// x = k, y = o. Mode 0 writes sum_n dz[n][o] x[n][k]; mode 1 adds sum_n (dz[n][o] x[n][k])^2,
+// the per-sample squared gradient that the diagonal Fisher needs.
 @compute @workgroup_size(64)
-fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let j = flat_index(gid, groups);
-    let width = cfg.inputs + 1u;
-    if (j >= cfg.outputs * width) {
+fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let k = gid.x;
+    let o = gid.y;
+    if (k > cfg.inputs || o >= cfg.outputs) {
         return;
     }
-    let o = j / width;
-    let k = j % width;
     var acc = 0.0;
     for (var n = 0u; n < cfg.batch; n++) {
         var g = src[n * cfg.outputs + o];

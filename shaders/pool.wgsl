@@ -24,10 +24,6 @@ struct PoolConfig {
 @group(0) @binding(2) var<storage, read> aux: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 
-fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
 // Index into the window at (py, px) of plane `base` where the first maximum of `values` sits.
 fn window_argmax(base: u32, py: u32, px: u32) -> u32 {
     let top_left = base + (2u * py) * cfg.in_width + 2u * px;
@@ -41,17 +37,16 @@ fn window_argmax(base: u32, py: u32, px: u32) -> u32 {
     return best;
 }
 
-// Each invocation owns one pooled output.
-@compute @workgroup_size(64)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    let out_plane = cfg.out_height * cfg.out_width;
-    if (i >= cfg.batch * cfg.channels * out_plane) {
+// Each invocation owns one pooled output; x = px, y = py, z = plane (sample * channels + c).
+@compute @workgroup_size(8, 8)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let px = gid.x;
+    let py = gid.y;
+    let plane = gid.z;
+    if (px >= cfg.out_width || py >= cfg.out_height || plane >= cfg.batch * cfg.channels) {
         return;
     }
-    let plane = i / out_plane;
-    let py = (i % out_plane) / cfg.out_width;
-    let px = i % cfg.out_width;
+    let i = (plane * cfg.out_height + py) * cfg.out_width + px;
     let top_left = plane * cfg.in_height * cfg.in_width + (2u * py) * cfg.in_width + 2u * px;
     var best = src[top_left];
     best = max(best, src[top_left + 1u]);
@@ -60,30 +55,43 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     dst[i] = best;
 }
 
-// Each invocation owns one input gradient: its window's gradient if it holds the window's
-// first maximum, zero otherwise.
-@compute @workgroup_size(64)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(gid, groups);
-    let in_plane = cfg.in_height * cfg.in_width;
-    if (i >= cfg.batch * cfg.channels * in_plane) {
+// Each invocation owns one pooled window and writes the gradient of its four inputs: the
+// window's gradient where its first maximum sits, zero elsewhere. The invocations on the last
+// row or column also zero the trailing odd row or column that no window covers.
+// x = px, y = py, z = plane.
+@compute @workgroup_size(8, 8)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let px = gid.x;
+    let py = gid.y;
+    let plane = gid.z;
+    if (px >= cfg.out_width || py >= cfg.out_height || plane >= cfg.batch * cfg.channels) {
         return;
     }
-    let plane = i / in_plane;
-    let py = (i % in_plane) / cfg.in_width / 2u;
-    let px = (i % cfg.in_width) / 2u;
-    if (py >= cfg.out_height || px >= cfg.out_width) {
-        dst[i] = 0.0;
-        return;
+    let base = plane * cfg.in_height * cfg.in_width;
+    let best = window_argmax(base, py, px);
+    let g = src[(plane * cfg.out_height + py) * cfg.out_width + px];
+    for (var dy = 0u; dy < 2u; dy++) {
+        for (var dx = 0u; dx < 2u; dx++) {
+            let i = base + (2u * py + dy) * cfg.in_width + 2u * px + dx;
+            var value = 0.0;
+            if (i == best && (cfg.relu_mask == 0u || aux[i] > 0.0)) {
+                value = g;
+            }
+            dst[i] = value;
+        }
     }
-    if (cfg.relu_mask != 0u && aux[i] <= 0.0) {
-        dst[i] = 0.0;
-        return;
+    let odd_column = cfg.in_width > 2u * cfg.out_width && px + 1u == cfg.out_width;
+    let odd_row = cfg.in_height > 2u * cfg.out_height && py + 1u == cfg.out_height;
+    if (odd_column) {
+        dst[base + (2u * py) * cfg.in_width + cfg.in_width - 1u] = 0.0;
+        dst[base + (2u * py + 1u) * cfg.in_width + cfg.in_width - 1u] = 0.0;
     }
-    let base = plane * in_plane;
-    if (window_argmax(base, py, px) != i) {
-        dst[i] = 0.0;
-        return;
+    if (odd_row) {
+        for (var x = 0u; x < 2u; x++) {
+            dst[base + (cfg.in_height - 1u) * cfg.in_width + 2u * px + x] = 0.0;
+        }
     }
-    dst[i] = src[(plane * cfg.out_height + py) * cfg.out_width + px];
+    if (odd_row && odd_column) {
+        dst[base + cfg.in_height * cfg.in_width - 1u] = 0.0;
+    }
 }

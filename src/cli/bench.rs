@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also time each kernel of a training step on its own (GPU only).
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,6 +132,23 @@ fn bench_gpu(args: &BenchArgs, net: Network) -> anyhow::Result<Vec<Measurement>>
         let started = Instant::now();
         trainer.fisher_diagonal(x, y, 0, kind, &uniforms, 64)?;
         fisher.push((what, fisher_samples as f64 / started.elapsed().as_secs_f64()));
+    }
+
+    if args.profile {
+        let mut totals: Vec<(String, f64)> = Vec::new();
+        let rounds = 10u32;
+        for i in 0..rounds as usize {
+            for (k, (label, seconds)) in trainer.profile_train_step(batch_images(i), batch_labels(i), 0).into_iter().enumerate() {
+                if totals.len() <= k {
+                    totals.push((label, 0.0));
+                }
+                totals[k].1 += seconds / f64::from(rounds);
+            }
+        }
+        eprintln!("time per kernel in one training step (each dispatch waited for on its own):");
+        for (label, seconds) in &totals {
+            eprintln!("  {label:<28} {:>9.3} ms", seconds * 1e3);
+        }
     }
 
     let m = |what, samples_per_second| Measurement {

@@ -54,7 +54,14 @@ pub struct RunArgs {
 
 fn build_config(args: &RunArgs) -> anyhow::Result<ExperimentConfig> {
     let mut config = match (&args.config, &args.preset) {
-        (Some(path), _) => ExperimentConfig::load(path)?,
+        (Some(path), _) => {
+            let mut config = ExperimentConfig::load(path)?;
+            // Paths inside an experiment file are relative to the file, not to the shell.
+            if let Some(dir) = path.parent() {
+                config.resolve_relative_paths(dir);
+            }
+            config
+        }
         (None, Some(name)) => ExperimentConfig::preset(name)?,
         (None, None) => ExperimentConfig::preset("seed")?,
     };
@@ -121,6 +128,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     println!("\n{}", comparison_table(&results));
     println!("device: {} ({}); wall time {wall:.1} s", results.device.adapter, results.device.backend);
     if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create the output directory {}", dir.display()))?;
         results.save_to_dir(dir)?;
         println!("wrote {}", dir.join("results.json").display());
         println!("wrote {}", dir.join("results.csv").display());

@@ -199,6 +199,16 @@ pub fn run_experiment(
     results
 }
 
+/// What a run leaves besides its results: the weights after each finished task and the
+/// Fisher diagonal of each task the method estimated one for.
+#[derive(Debug, Clone, Default)]
+pub struct RunArtifacts {
+    /// Parameters after each finished task, in the network's layout.
+    pub weights_after_task: Vec<Vec<f32>>,
+    /// Fisher diagonals in task order (EWC and online EWC only).
+    pub fishers: Vec<Vec<f32>>,
+}
+
 /// Trains one run through the sequence; every failure ends up in the result's status.
 pub fn run_one(
     ctx: &Arc<GpuContext>,
@@ -209,9 +219,23 @@ pub fn run_one(
     events: &Sender<RunEvent>,
     cancel: &AtomicBool,
 ) -> RunResult {
+    run_one_with_artifacts(ctx, config, prepared, run, index, events, cancel).0
+}
+
+/// [`run_one`], also returning the weights after each task and the Fisher diagonals.
+pub fn run_one_with_artifacts(
+    ctx: &Arc<GpuContext>,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+    run: &RunSpec,
+    index: usize,
+    events: &Sender<RunEvent>,
+    cancel: &AtomicBool,
+) -> (RunResult, RunArtifacts) {
     let mut result = RunResult::new(run);
+    let mut artifacts = RunArtifacts::default();
     let started = Instant::now();
-    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result);
+    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result, &mut artifacts);
     result.train_seconds = started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0);
     match outcome {
         Ok(status) => result.status = status,
@@ -224,7 +248,7 @@ pub fn run_one(
         log::warn!("{}: {} ({})", run.label, result.status.name(), result.message);
     }
     result.update_metrics();
-    result
+    (result, artifacts)
 }
 
 fn optimizer_kind(config: &ExperimentConfig) -> OptimizerKind {
@@ -284,6 +308,7 @@ fn train_run(
     events: &Sender<RunEvent>,
     cancel: &AtomicBool,
     result: &mut RunResult,
+    artifacts: &mut RunArtifacts,
 ) -> Result<RunStatus, String> {
     let mut method = MethodState::new(run.method.clone());
     method.check_supported(prepared.head_mode)?;
@@ -348,12 +373,14 @@ fn train_run(
             row.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
         )));
         result.accuracy.push(row);
+        artifacts.weights_after_task.push(trainer.params().map_err(gpu)?);
         if t + 1 < task_count {
             if let Some(seconds) = method.after_task(&mut trainer, &prepared.tasks, t, prepared.head_mode, config.seed).map_err(gpu)? {
                 *result.fisher_seconds.get_or_insert(0.0) += seconds;
             }
         }
     }
+    artifacts.fishers = method.fishers;
     Ok(RunStatus::Completed)
 }
 

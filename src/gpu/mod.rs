@@ -119,6 +119,7 @@ fn choose(adapters: &[wgpu::Adapter]) -> Option<usize> {
 /// A compute pipeline with the bind-group layout of its shader file.
 #[derive(Debug)]
 pub(crate) struct Kernel {
+    pub(crate) name: String,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
 }
@@ -230,30 +231,30 @@ impl Kernels {
         let optimizer_bindings = [U, R, R, W, W, W];
         let penalty_bindings = [U, R, R, R, W, W];
         let vector_bindings = [U, R, W];
-        let k = |module: &wgpu::ShaderModule, entry: &str, bindings: &[Binding]| kernel(device, module, entry, bindings);
+        let k = |module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]| kernel(device, module, family, entry, bindings);
         Self {
-            dense_forward: k(&dense, "forward", &layer_bindings),
-            dense_backward_input: k(&dense, "backward_input", &layer_bindings),
-            dense_backward_weight: k(&dense, "backward_weight", &layer_bindings),
-            conv_forward: k(&conv, "forward", &layer_bindings),
-            conv_backward_input: k(&conv, "backward_input", &layer_bindings),
-            conv_backward_weight: k(&conv, "backward_weight", &layer_bindings),
-            conv_reduce: k(&conv, "reduce", &layer_bindings),
-            pool_forward: k(&pool, "forward", &pool_bindings),
-            pool_backward: k(&pool, "backward", &pool_bindings),
-            cross_entropy: k(&loss, "cross_entropy", &loss_bindings),
-            loss_reduce: k(&loss, "reduce", &loss_bindings),
-            adam: k(&optimizers, "adam", &optimizer_bindings),
-            sgd: k(&optimizers, "sgd", &optimizer_bindings),
-            penalty_gradient: k(&penalties, "gradient", &penalty_bindings),
-            penalty_partial: k(&penalties, "value_partial", &penalty_bindings),
-            penalty_total: k(&penalties, "value_total", &penalty_bindings),
-            scale_add: k(&vectors, "scale_add", &vector_bindings),
+            dense_forward: k(&dense, "dense", "forward", &layer_bindings),
+            dense_backward_input: k(&dense, "dense", "backward_input", &layer_bindings),
+            dense_backward_weight: k(&dense, "dense", "backward_weight", &layer_bindings),
+            conv_forward: k(&conv, "conv", "forward", &layer_bindings),
+            conv_backward_input: k(&conv, "conv", "backward_input", &layer_bindings),
+            conv_backward_weight: k(&conv, "conv", "backward_weight", &layer_bindings),
+            conv_reduce: k(&conv, "conv", "reduce", &layer_bindings),
+            pool_forward: k(&pool, "pool", "forward", &pool_bindings),
+            pool_backward: k(&pool, "pool", "backward", &pool_bindings),
+            cross_entropy: k(&loss, "loss", "cross_entropy", &loss_bindings),
+            loss_reduce: k(&loss, "loss", "reduce", &loss_bindings),
+            adam: k(&optimizers, "optimizers", "adam", &optimizer_bindings),
+            sgd: k(&optimizers, "optimizers", "sgd", &optimizer_bindings),
+            penalty_gradient: k(&penalties, "penalties", "gradient", &penalty_bindings),
+            penalty_partial: k(&penalties, "penalties", "value_partial", &penalty_bindings),
+            penalty_total: k(&penalties, "penalties", "value_total", &penalty_bindings),
+            scale_add: k(&vectors, "vectors", "scale_add", &vector_bindings),
         }
     }
 }
 
-fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindings: &[Binding]) -> Kernel {
+fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]) -> Kernel {
     let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
         .iter()
         .enumerate()
@@ -286,7 +287,7 @@ fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, entry: &str, bindi
         compilation_options: wgpu::PipelineCompilationOptions::default(),
         cache: None,
     });
-    Kernel { pipeline, layout }
+    Kernel { name: format!("{family}::{entry}"), pipeline, layout }
 }
 
 #[cfg(test)]

@@ -211,9 +211,10 @@ enum Plan {
 /// One recorded dispatch: a pipeline, its bind group and the workgroup grid.
 #[derive(Debug)]
 struct Dispatch {
+    label: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
-    groups: (u32, u32),
+    groups: (u32, u32, u32),
 }
 
 /// Per-batch-size buffers for activations and their gradients.
@@ -289,10 +290,29 @@ fn uniform<T: Pod>(device: &wgpu::Device, value: &T) -> wgpu::Buffer {
     })
 }
 
-/// Workgroups of 64 for `invocations`, folded into y past the 65535 limit per dimension.
-fn grid(invocations: usize) -> (u32, u32) {
-    let groups = invocations.div_ceil(64).max(1) as u32;
-    if groups <= 65_535 { (groups, 1) } else { (65_535, groups.div_ceil(65_535)) }
+/// The invocations a dispatch needs, in the shape its entry point indexes them.
+#[derive(Debug, Clone, Copy)]
+enum Grid {
+    /// `n` invocations in 64-wide workgroups, folded into y past 65535 workgroups; the shader
+    /// rebuilds the flat index from `num_workgroups`.
+    Linear(usize),
+    /// `x` by `y` invocations in 64-wide workgroups along x.
+    Rows(usize, usize),
+    /// `x` by `y` by `z` invocations in 8×8 workgroups.
+    Planes(usize, usize, usize),
+}
+
+impl Grid {
+    fn workgroups(self) -> (u32, u32, u32) {
+        match self {
+            Self::Linear(n) => {
+                let groups = n.div_ceil(64).max(1) as u32;
+                if groups <= 65_535 { (groups, 1, 1) } else { (65_535, groups.div_ceil(65_535), 1) }
+            }
+            Self::Rows(x, y) => (as_u32(x.div_ceil(64).max(1)), as_u32(y.max(1)), 1),
+            Self::Planes(x, y, z) => (as_u32(x.div_ceil(8).max(1)), as_u32(y.div_ceil(8).max(1)), as_u32(z.max(1))),
+        }
+    }
 }
 
 fn as_u32(n: usize) -> u32 {
@@ -300,20 +320,26 @@ fn as_u32(n: usize) -> u32 {
 }
 
 impl Dispatch {
-    fn new(device: &wgpu::Device, kernel: &Kernel, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], invocations: usize) -> Self {
+    fn new(device: &wgpu::Device, kernel: &Kernel, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], grid: impl Into<Grid>) -> Self {
         let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(config)
             .chain(buffers.iter().copied())
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries });
-        Self { pipeline: kernel.pipeline.clone(), bind_group, groups: grid(invocations) }
+        Self { label: kernel.name.clone(), pipeline: kernel.pipeline.clone(), bind_group, groups: grid.into().workgroups() }
     }
 
     fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+        pass.dispatch_workgroups(self.groups.0, self.groups.1, self.groups.2);
+    }
+}
+
+impl From<usize> for Grid {
+    fn from(n: usize) -> Self {
+        Self::Linear(n)
     }
 }
 
@@ -549,6 +575,32 @@ impl GpuTrainer {
         self.read(&ws.logits, batch * self.net.heads[head].outputs)
     }
 
+    /// Times each dispatch of a training step on its own, waiting for the GPU after each one.
+    /// Returns (kernel, seconds) in dispatch order; the sum exceeds a normal step's time by the
+    /// waits, so use it to compare kernels, not to measure throughput.
+    pub fn profile_train_step(&mut self, images: &[f32], targets: &[u32], head: usize) -> Vec<(String, f64)> {
+        let batch = targets.len();
+        self.upload_batch(images, targets);
+        self.step += 1;
+        self.write_optimizer_config();
+        self.ensure_plan(batch, Plan::Train { head, distill: false });
+        let mut timings = Vec::new();
+        let plan = &self.plans[&(batch, Plan::Train { head, distill: false })];
+        for d in plan.iter().chain(self.penalty.as_ref().map(|p| &p.gradient)).chain([&self.optimizer_dispatch]) {
+            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            let started = std::time::Instant::now();
+            let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                d.record(&mut pass);
+            }
+            self.ctx.queue.submit([encoder.finish()]);
+            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            timings.push((d.label.clone(), started.elapsed().as_secs_f64()));
+        }
+        timings
+    }
+
     /// Reads and clears the running training sums.
     pub fn take_train_stats(&mut self) -> Result<TrainStats, GpuError> {
         let sums = self.read(&self.train_accum, 8)?;
@@ -778,15 +830,15 @@ impl GpuTrainer {
             let dispatch = match layer {
                 Layer::ConvRelu(c) => {
                     let config = uniform(device, &conv_config(c, b, 1, 0, 0));
-                    Dispatch::new(device, &k.conv_forward, &config, &[params, input, input, output], n * c.output_len())
+                    Dispatch::new(device, &k.conv_forward, &config, &[params, input, input, output], Grid::Planes(c.out_width(), c.out_height(), n))
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, 1, 0));
-                    Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, output], n * d.outputs)
+                    Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, output], Grid::Rows(d.outputs, n))
                 }
                 Layer::MaxPool(p) => {
                     let config = uniform(device, &pool_config(p, b, 0));
-                    Dispatch::new(device, &k.pool_forward, &config, &[input, input, output], n * p.output_len())
+                    Dispatch::new(device, &k.pool_forward, &config, &[input, input, output], Grid::Planes(p.out_width(), p.out_height(), n * p.channels))
                 }
             };
             dispatches.push(dispatch);
@@ -794,7 +846,7 @@ impl GpuTrainer {
         }
         let h = &self.net.heads[head];
         let config = uniform(device, &dense_config(h, b, 0, 0));
-        dispatches.push(Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, &ws.logits], n * h.outputs));
+        dispatches.push(Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, &ws.logits], Grid::Rows(h.outputs, n)));
         dispatches
     }
 
@@ -849,10 +901,10 @@ impl GpuTrainer {
         let h = &self.net.heads[head];
         let features = layers.len().checked_sub(1).map_or(&ws.input, |last| &ws.values[last]);
         let config = uniform(device, &dense_config(h, b, 0, mode));
-        dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, &ws.dlogits, features, out], h.outputs * (h.inputs + 1)));
+        dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, &ws.dlogits, features, out], Grid::Rows(h.inputs + 1, h.outputs)));
         if let Some(last) = layers.len().checked_sub(1) {
             let config = uniform(device, &dense_config(h, b, u32::from(is_relu_layer(&layers[last])), mode));
-            dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], n * h.inputs));
+            dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], Grid::Rows(h.inputs, n)));
         }
 
         for (l, layer) in layers.iter().enumerate().rev() {
@@ -875,20 +927,20 @@ impl GpuTrainer {
                         let mut cfg = conv_config(c, b, below_relu, 1, 1);
                         cfg.mode = mode;
                         let config = uniform(device, &cfg);
-                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], n * c.input_len()));
+                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], Grid::Planes(c.in_width, c.in_height, n * c.in_channels)));
                     }
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, below_relu, mode));
-                    dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, delta, x, out], d.outputs * (d.inputs + 1)));
+                    dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, delta, x, out], Grid::Rows(d.inputs + 1, d.outputs)));
                     if l > 0 {
-                        dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], n * d.inputs));
+                        dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], Grid::Rows(d.inputs, n)));
                     }
                 }
                 Layer::MaxPool(p) => {
                     if l > 0 {
                         let config = uniform(device, &pool_config(p, b, below_relu));
-                        dispatches.push(Dispatch::new(device, &k.pool_backward, &config, &[delta, x, &ws.deltas[l - 1]], n * p.input_len()));
+                        dispatches.push(Dispatch::new(device, &k.pool_backward, &config, &[delta, x, &ws.deltas[l - 1]], Grid::Planes(p.out_width(), p.out_height(), n * p.channels)));
                     }
                 }
             }
