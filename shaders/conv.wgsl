@@ -9,6 +9,7 @@
 //   3 read        aux       backward: input x
 //   4 read_write  dst       forward: y; backward_input: dx; backward_weight: partial sums;
 //                           reduce: a vector with the parameter layout
+//   5 read        output    backward_weight_pooled: this layer's output y (after the ReLU)
 //
 // The weight gradient is two passes so that no invocation loops over the whole batch alone and
 // no floating-point atomics are needed: backward_weight writes one partial sum per (parameter,
@@ -38,6 +39,7 @@ struct ConvConfig {
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(5) var<storage, read> output: array<f32>;
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 64u;
@@ -71,6 +73,69 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc = max(acc, 0.0);
         }
         dst[(n * cfg.out_channels + oc) * plane + oy * cfg.out_width + ox] = acc;
+    }
+}
+
+// The 3x3 case of `forward`, blocked for CPU renderers: each invocation owns four adjacent
+// output positions of one row of one sample, in every output channel. Per input channel it
+// reads the 3x6 input patch once, and each weight it reads serves four outputs. Channels after
+// the first accumulate in dst; the ReLU is applied with the last one.
+// x = ox / 4, y = oy, z = n.
+@compute @workgroup_size(8, 8)
+fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ox = 4u * gid.x;
+    let oy = gid.y;
+    let n = gid.z;
+    if (ox >= cfg.out_width || oy >= cfg.out_height || n >= cfg.batch) {
+        return;
+    }
+    let w = cfg.in_width;
+    let plane = cfg.out_height * cfg.out_width;
+    let out0 = n * cfg.out_channels * plane + oy * cfg.out_width + ox;
+    // Positions past the row's end read inside the row below (or are clamped), and their
+    // results are never stored.
+    let valid = min(cfg.out_width - ox, 4u);
+    for (var ic = 0u; ic < cfg.in_channels; ic++) {
+        let x0 = ((n * cfg.in_channels + ic) * cfg.in_height + oy) * w + ox;
+        var r0: array<f32, 6>;
+        var r1: array<f32, 6>;
+        var r2: array<f32, 6>;
+        for (var j = 0u; j < 6u; j++) {
+            r0[j] = src[x0 + j];
+            r1[j] = src[x0 + w + j];
+            r2[j] = src[x0 + 2u * w + j];
+        }
+        let last_channel = ic + 1u == cfg.in_channels;
+        for (var oc = 0u; oc < cfg.out_channels; oc++) {
+            let w0 = cfg.weight + (oc * cfg.in_channels + ic) * 9u;
+            let k0 = params[w0];
+            let k1 = params[w0 + 1u];
+            let k2 = params[w0 + 2u];
+            let k3 = params[w0 + 3u];
+            let k4 = params[w0 + 4u];
+            let k5 = params[w0 + 5u];
+            let k6 = params[w0 + 6u];
+            let k7 = params[w0 + 7u];
+            let k8 = params[w0 + 8u];
+            let o = out0 + oc * plane;
+            for (var j = 0u; j < 4u; j++) {
+                if (j >= valid) {
+                    break;
+                }
+                var acc = k0 * r0[j] + k1 * r0[j + 1u] + k2 * r0[j + 2u];
+                acc += k3 * r1[j] + k4 * r1[j + 1u] + k5 * r1[j + 2u];
+                acc += k6 * r2[j] + k7 * r2[j + 1u] + k8 * r2[j + 2u];
+                if (ic == 0u) {
+                    acc += params[cfg.bias + oc];
+                } else {
+                    acc += dst[o + j];
+                }
+                if (last_channel && cfg.flag != 0u) {
+                    acc = max(acc, 0.0);
+                }
+                dst[o + j] = acc;
+            }
+        }
     }
 }
 
@@ -166,6 +231,84 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         }
     }
     dst[j] = acc;
+}
+
+// Weight gradient of a 3x3 convolution with ReLU whose output feeds a 2x2 max-pool, taken
+// straight from the gradient at the pooled output: only the first maximum of each window, and
+// only where the ReLU passed it, receives that window's gradient, so the full-size gradient
+// never needs to be written. Each invocation owns the nine weights of one (oc, ic) pair, and
+// the bias of oc when ic is 0, for one group of samples, and writes partial sums laid out as in
+// `backward_weight`. src = gradient at the pooled output, aux = this layer's input x,
+// output = this layer's output y. x = oc * in_channels + ic, y = group.
+@compute @workgroup_size(64)
+fn backward_weight_pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= cfg.out_channels * cfg.in_channels || gid.y >= cfg.groups) {
+        return;
+    }
+    let oc = gid.x / cfg.in_channels;
+    let ic = gid.x % cfg.in_channels;
+    let group = gid.y;
+    let pooled_height = cfg.out_height / 2u;
+    let pooled_width = cfg.out_width / 2u;
+    let w = cfg.in_width;
+    let first = group * cfg.group_size;
+    let last = min(first + cfg.group_size, cfg.batch);
+
+    var total = array<f32, 10>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (var n = first; n < last; n++) {
+        var sum = array<f32, 10>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        let y_plane = (n * cfg.out_channels + oc) * cfg.out_height * cfg.out_width;
+        let g_plane = (n * cfg.out_channels + oc) * pooled_height * pooled_width;
+        let x_plane = (n * cfg.in_channels + ic) * cfg.in_height * w;
+        for (var py = 0u; py < pooled_height; py++) {
+            for (var px = 0u; px < pooled_width; px++) {
+                let g = src[g_plane + py * pooled_width + px];
+                if (g == 0.0) {
+                    continue;
+                }
+                // First maximum of the window in row-major order, as the pool kernels choose it.
+                var by = 2u * py;
+                var bx = 2u * px;
+                var best = output[y_plane + by * cfg.out_width + bx];
+                let v1 = output[y_plane + by * cfg.out_width + bx + 1u];
+                if (v1 > best) { best = v1; bx = 2u * px + 1u; }
+                let v2 = output[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px];
+                if (v2 > best) { best = v2; by = 2u * py + 1u; bx = 2u * px; }
+                let v3 = output[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px + 1u];
+                if (v3 > best) { best = v3; by = 2u * py + 1u; bx = 2u * px + 1u; }
+                if (best <= 0.0) {
+                    continue;
+                }
+                let x0 = x_plane + by * w + bx;
+                sum[0] += g * aux[x0];
+                sum[1] += g * aux[x0 + 1u];
+                sum[2] += g * aux[x0 + 2u];
+                sum[3] += g * aux[x0 + w];
+                sum[4] += g * aux[x0 + w + 1u];
+                sum[5] += g * aux[x0 + w + 2u];
+                sum[6] += g * aux[x0 + 2u * w];
+                sum[7] += g * aux[x0 + 2u * w + 1u];
+                sum[8] += g * aux[x0 + 2u * w + 2u];
+                sum[9] += g;
+            }
+        }
+        for (var j = 0u; j < 10u; j++) {
+            if (cfg.mode == 1u) {
+                total[j] += sum[j] * sum[j];
+            } else {
+                total[j] += sum[j];
+            }
+        }
+    }
+
+    let weights = cfg.out_channels * cfg.in_channels * 9u;
+    let base = group * (weights + cfg.out_channels);
+    for (var j = 0u; j < 9u; j++) {
+        dst[base + (oc * cfg.in_channels + ic) * 9u + j] = total[j];
+    }
+    if (ic == 0u) {
+        dst[base + weights + oc] = total[9];
+    }
 }
 
 // Each invocation owns one parameter and adds its partial sums in group order. Mode 0 writes

@@ -50,6 +50,27 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     dst[i] = acc;
 }
 
+// The same output as `forward` with x = n and y = o, for layers with few outputs (a head):
+// a workgroup then spans samples instead of idling on missing outputs.
+@compute @workgroup_size(64)
+fn forward_by_sample(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x;
+    let o = gid.y;
+    if (o >= cfg.outputs || n >= cfg.batch) {
+        return;
+    }
+    let row = cfg.weight + o * cfg.inputs;
+    let x0 = n * cfg.inputs;
+    var acc = params[cfg.bias + o];
+    for (var k = 0u; k < cfg.inputs; k++) {
+        acc += params[row + k] * src[x0 + k];
+    }
+    if (cfg.flag != 0u) {
+        acc = max(acc, 0.0);
+    }
+    dst[n * cfg.outputs + o] = acc;
+}
+
 // Each invocation owns one input gradient dx[n][k] = sum_o W[o][k] dz[n][o]; x = k, y = n.
 @compute @workgroup_size(64)
 fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -139,6 +139,9 @@ pub(crate) struct Kernels {
     pub(crate) dense_backward_input: Kernel,
     pub(crate) dense_backward_weight: Kernel,
     pub(crate) conv_forward: Kernel,
+    pub(crate) conv_forward_3x3: Kernel,
+    pub(crate) conv_backward_weight_pooled: Kernel,
+    pub(crate) dense_forward_by_sample: Kernel,
     pub(crate) conv_backward_input: Kernel,
     pub(crate) conv_backward_weight: Kernel,
     pub(crate) conv_reduce: Kernel,
@@ -226,6 +229,7 @@ impl Kernels {
         let vectors = device.create_shader_module(wgpu::include_wgsl!("../../shaders/vectors.wgsl"));
 
         let layer_bindings = [U, R, R, R, W];
+        let conv_bindings = [U, R, R, R, W, R];
         let pool_bindings = [U, R, R, W];
         let loss_bindings = [U, R, R, R, W, W, W];
         let optimizer_bindings = [U, R, R, W, W, W];
@@ -236,10 +240,13 @@ impl Kernels {
             dense_forward: k(&dense, "dense", "forward", &layer_bindings),
             dense_backward_input: k(&dense, "dense", "backward_input", &layer_bindings),
             dense_backward_weight: k(&dense, "dense", "backward_weight", &layer_bindings),
-            conv_forward: k(&conv, "conv", "forward", &layer_bindings),
-            conv_backward_input: k(&conv, "conv", "backward_input", &layer_bindings),
-            conv_backward_weight: k(&conv, "conv", "backward_weight", &layer_bindings),
-            conv_reduce: k(&conv, "conv", "reduce", &layer_bindings),
+            conv_forward: k(&conv, "conv", "forward", &conv_bindings),
+            conv_forward_3x3: k(&conv, "conv", "forward_3x3", &conv_bindings),
+            conv_backward_input: k(&conv, "conv", "backward_input", &conv_bindings),
+            conv_backward_weight: k(&conv, "conv", "backward_weight", &conv_bindings),
+            conv_backward_weight_pooled: k(&conv, "conv", "backward_weight_pooled", &conv_bindings),
+            conv_reduce: k(&conv, "conv", "reduce", &conv_bindings),
+            dense_forward_by_sample: k(&dense, "dense", "forward_by_sample", &layer_bindings),
             pool_forward: k(&pool, "pool", "forward", &pool_bindings),
             pool_backward: k(&pool, "pool", "backward", &pool_bindings),
             cross_entropy: k(&loss, "loss", "cross_entropy", &loss_bindings),

@@ -830,7 +830,12 @@ impl GpuTrainer {
             let dispatch = match layer {
                 Layer::ConvRelu(c) => {
                     let config = uniform(device, &conv_config(c, b, 1, 0, 0));
-                    Dispatch::new(device, &k.conv_forward, &config, &[params, input, input, output], Grid::Planes(c.out_width(), c.out_height(), n))
+                    let buffers = [params, input, input, output, input];
+                    if c.kernel == 3 {
+                        Dispatch::new(device, &k.conv_forward_3x3, &config, &buffers, Grid::Planes(c.out_width().div_ceil(4), c.out_height(), n))
+                    } else {
+                        Dispatch::new(device, &k.conv_forward, &config, &buffers, Grid::Planes(c.out_width(), c.out_height(), n))
+                    }
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, 1, 0));
@@ -846,7 +851,13 @@ impl GpuTrainer {
         }
         let h = &self.net.heads[head];
         let config = uniform(device, &dense_config(h, b, 0, 0));
-        dispatches.push(Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, &ws.logits], Grid::Rows(h.outputs, n)));
+        let buffers = [params, input, input, &ws.logits];
+        // Heads have a handful of outputs, so their workgroups span samples instead.
+        dispatches.push(if h.outputs < 64 {
+            Dispatch::new(device, &k.dense_forward_by_sample, &config, &buffers, Grid::Rows(n, h.outputs))
+        } else {
+            Dispatch::new(device, &k.dense_forward, &config, &buffers, Grid::Rows(h.outputs, n))
+        });
         dispatches
     }
 
@@ -907,27 +918,42 @@ impl GpuTrainer {
             dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], Grid::Rows(h.inputs, n)));
         }
 
-        for (l, layer) in layers.iter().enumerate().rev() {
+        let (group_size, groups) = match target {
+            GradientTarget::Gradient => (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE)),
+            GradientTarget::FisherSquares => (1, n),
+        };
+        let mut l = layers.len();
+        while l > 0 {
+            l -= 1;
             let x = input_of(l);
             let delta = &ws.deltas[l];
             let below_relu = u32::from(l > 0 && is_relu_layer(&layers[l - 1]));
-            match layer {
+            match &layers[l] {
+                Layer::MaxPool(_) if l == 1 && pooled_conv_3x3(&layers[0]).is_some() => {
+                    // The first layer needs no input gradient, so its weight gradient comes
+                    // straight from the pooled gradient and the pool's backward pass is skipped.
+                    let Some(c) = pooled_conv_3x3(&layers[0]) else { unreachable!() };
+                    let mut cfg = conv_config(c, b, 0, as_u32(group_size), as_u32(groups));
+                    cfg.mode = mode;
+                    let config = uniform(device, &cfg);
+                    let buffers = [&self.params, delta, &ws.input, &ws.partials, &ws.values[0]];
+                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight_pooled, &config, &buffers, Grid::Rows(c.out_channels * c.in_channels, groups)));
+                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, x], c.weight_len() + c.out_channels));
+                    l = 0;
+                }
                 Layer::ConvRelu(c) => {
-                    let (group_size, groups) = match target {
-                        GradientTarget::Gradient => (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE)),
-                        GradientTarget::FisherSquares => (1, n),
-                    };
                     let mut cfg = conv_config(c, b, 0, as_u32(group_size), as_u32(groups));
                     cfg.mode = mode;
                     let config = uniform(device, &cfg);
                     let per_group = c.weight_len() + c.out_channels;
-                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight, &config, &[&self.params, delta, x, &ws.partials], groups * per_group));
-                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out], per_group));
+                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight, &config, &[&self.params, delta, x, &ws.partials, x], groups * per_group));
+                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, x], per_group));
                     if l > 0 {
                         let mut cfg = conv_config(c, b, below_relu, 1, 1);
                         cfg.mode = mode;
                         let config = uniform(device, &cfg);
-                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], Grid::Planes(c.in_width, c.in_height, n * c.in_channels)));
+                        let grid = Grid::Planes(c.in_width, c.in_height, n * c.in_channels);
+                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1], x], grid));
                     }
                 }
                 Layer::DenseRelu(d) => {
@@ -946,6 +972,15 @@ impl GpuTrainer {
             }
         }
         dispatches
+    }
+}
+
+/// The convolution if `layer` is a 3×3 convolution with ReLU, the shape the pooled weight
+/// gradient handles.
+fn pooled_conv_3x3(layer: &Layer) -> Option<&crate::model::Conv> {
+    match layer {
+        Layer::ConvRelu(c) if c.kernel == 3 => Some(c),
+        _ => None,
     }
 }
 
