@@ -29,7 +29,8 @@ struct ConvConfig {
     flag: u32,        // forward: apply ReLU; backward_input: multiply by (x > 0)
     group_size: u32,  // samples per partial sum
     groups: u32,      // number of partial sums per parameter
-    mode: u32,        // 0: plain sums; 1: per-sample squares (group_size must be 1)
+    mode: u32,        // 0: plain sums; 1: per-sample squares (group_size must be 1);
+                      // reduce writes the sum in mode 0 and adds it in modes 1 and 2
     _pad0: u32,
     _pad1: u32,
 }
@@ -312,7 +313,8 @@ fn backward_weight_pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Each invocation owns one parameter and adds its partial sums in group order. Mode 0 writes
-// the sum into dst; mode 1 adds it to what dst holds (Fisher accumulation).
+// the sum into dst; modes 1 and 2 add it to what dst holds (Fisher accumulation, gradients of
+// extra passes).
 @compute @workgroup_size(64)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let p = flat_index(gid, groups);
@@ -330,9 +332,9 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (p < weights) {
         destination = cfg.weight + p;
     }
-    if (cfg.mode == 1u) {
-        dst[destination] += acc;
-    } else {
+    if (cfg.mode == 0u) {
         dst[destination] = acc;
+    } else {
+        dst[destination] += acc;
     }
 }

@@ -19,7 +19,8 @@ struct DenseConfig {
     weight: u32,   // offset of W in params and in dst (same layout)
     bias: u32,     // offset of b
     flag: u32,     // forward: apply ReLU; backward_input: multiply by (x > 0)
-    mode: u32,     // backward_weight: 0 writes the batch gradient, 1 adds per-sample squares
+    mode: u32,     // backward_weight: 0 writes the batch gradient, 1 adds per-sample squares,
+                   // 2 adds the batch gradient
     _pad: u32,
 }
 
@@ -93,7 +94,7 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Each invocation owns one weight W[o][k] (k < inputs) or the bias b[o] (k == inputs);
 // x = k, y = o. Mode 0 writes sum_n dz[n][o] x[n][k]; mode 1 adds sum_n (dz[n][o] x[n][k])^2,
-// the per-sample squared gradient that the diagonal Fisher needs.
+// the per-sample squared gradient that the diagonal Fisher needs; mode 2 adds the plain sum.
 @compute @workgroup_size(64)
 fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k = gid.x;
@@ -117,9 +118,9 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (k < cfg.inputs) {
         destination = cfg.weight + o * cfg.inputs + k;
     }
-    if (cfg.mode == 1u) {
-        dst[destination] += acc;
-    } else {
+    if (cfg.mode == 0u) {
         dst[destination] = acc;
+    } else {
+        dst[destination] += acc;
     }
 }

@@ -27,6 +27,7 @@ const MODE_EVAL: u32 = 1u;
 const MODE_FISHER_EXACT: u32 = 2u;
 const MODE_FISHER_EMPIRICAL: u32 = 3u;
 const MODE_FISHER_SAMPLED: u32 = 4u;
+const MODE_DISTILL_ONLY: u32 = 5u;
 
 @group(0) @binding(0) var<uniform> cfg: LossConfig;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -81,18 +82,21 @@ fn cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             best = c;
         }
     }
-    let loss = lse - logits[base + label_index];
+    var loss = lse - logits[base + label_index];
     var correct = 0.0;
     if (best == label_index) {
         correct = 1.0;
     }
 
     var distill = 0.0;
-    if (cfg.mode == MODE_TRAIN) {
+    if (cfg.mode == MODE_TRAIN || cfg.mode == MODE_DISTILL_ONLY) {
         for (var c = 0u; c < cfg.classes; c++) {
             var g = exp(logits[base + c] - lse);
             if (c == label_index) {
                 g -= 1.0;
+            }
+            if (cfg.mode == MODE_DISTILL_ONLY) {
+                g = 0.0;
             }
             dlogits[base + c] = g * cfg.scale;
         }
@@ -140,6 +144,11 @@ fn cross_entropy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         }
     }
 
+    if (cfg.mode == MODE_DISTILL_ONLY) {
+        // The targets belong to another head; only the distillation term counts here.
+        loss = 0.0;
+        correct = 0.0;
+    }
     per_sample[n * 4u] = loss;
     per_sample[n * 4u + 1u] = correct;
     per_sample[n * 4u + 2u] = distill;
@@ -167,9 +176,12 @@ fn reduce() {
     }
     accum[0] += loss;
     accum[1] += correct;
-    accum[2] += f32(cfg.batch);
     accum[3] += distill;
-    accum[4] += 1.0;
+    // Distillation passes for other heads see the same samples again, so they are not counted.
+    if (cfg.mode != MODE_DISTILL_ONLY) {
+        accum[2] += f32(cfg.batch);
+        accum[4] += 1.0;
+    }
     if (!(is_finite(loss) && is_finite(distill)) && accum[5] == 0.0) {
         accum[5] = accum[4];
     }

@@ -311,7 +311,6 @@ fn train_run(
     artifacts: &mut RunArtifacts,
 ) -> Result<RunStatus, String> {
     let mut method = MethodState::new(run.method.clone());
-    method.check_supported(prepared.head_mode)?;
     let net = Network::new(&config.architecture, &prepared.head_outputs());
     let params = net.init_params(config.seed);
     let mut trainer = GpuTrainer::new(ctx.clone(), net, &params, optimizer_kind(config));

@@ -6,7 +6,7 @@
 
 mod trainer;
 
-pub use trainer::{EvalResult, FisherKind, GpuTrainer, TrainStats};
+pub use trainer::{Distillation, EvalResult, FisherKind, GpuTrainer, TrainStats};
 
 use std::sync::Arc;
 

@@ -256,7 +256,7 @@ fn distillation_gradient_matches_reference() {
         let expected = reference::backward(&net, &params, 0, &fwd, &dlogits);
 
         let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-        trainer.set_distillation(Some((&old, 0.8, temperature)));
+        trainer.set_distillation(Some((&old, Distillation { alpha: 0.8, temperature, heads: vec![0] })));
         let grads = trainer.gradient(&images, &targets, 0).expect("gradient read back");
         assert_close_per_tensor(&net, &grads, &expected, 1e-3, &format!("LwF at T={temperature}"));
 
@@ -264,4 +264,43 @@ fn distillation_gradient_matches_reference() {
         let stats = trainer.take_train_stats().expect("stats read back");
         assert!((stats.mean_distillation - distill).abs() <= 1e-5 * distill.max(1.0), "T={temperature}: distillation term {} vs {distill}", stats.mean_distillation);
     }
+}
+
+#[test]
+fn distillation_of_old_heads_adds_their_gradients() {
+    // Training head 2 while distilling heads 0 and 1: the gradient is head 2's cross-entropy
+    // gradient plus each old head's distillation gradient, all through the shared features.
+    let net = Network::new(&Architecture::Mlp { hidden: vec![16] }, &[3, 4, 5]);
+    let params = net.init_params(28);
+    let old = net.init_params(29);
+    let images = random_images(6, 30);
+    let targets = random_targets(6, 5, 31);
+    let (alpha, temperature) = (0.6f32, 2.0f32);
+
+    let fwd = reference::forward(&net, &params, 2, &images);
+    let (_, dlogits) = reference::cross_entropy(&fwd.logits, &targets, 5);
+    let mut expected = reference::backward(&net, &params, 2, &fwd, &dlogits);
+    let mut expected_distill = 0.0;
+    for h in 0..2 {
+        let student = reference::forward(&net, &params, h, &images);
+        let teacher = reference::forward(&net, &old, h, &images).logits;
+        let classes = net.heads[h].outputs;
+        let (value, d) = reference::distillation(&student.logits, &teacher, classes, f64::from(alpha), f64::from(temperature));
+        expected_distill += value as f32;
+        for (e, g) in expected.iter_mut().zip(reference::backward(&net, &params, h, &student, &d)) {
+            *e += g;
+        }
+    }
+
+    let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
+    trainer.set_distillation(Some((&old, Distillation { alpha, temperature, heads: vec![0, 1] })));
+    let grads = trainer.gradient(&images, &targets, 2).expect("gradient read back");
+    assert_close_per_tensor(&net, &grads, &expected, 1e-3, "LwF over two old heads");
+    let stats = trainer.take_train_stats().expect("stats read back");
+    assert_eq!(stats.samples, 6, "the extra passes do not count the batch again");
+    assert!(
+        (stats.mean_distillation - expected_distill).abs() <= 1e-5 * expected_distill.max(1.0),
+        "distillation over both heads {} vs {expected_distill}",
+        stats.mean_distillation
+    );
 }

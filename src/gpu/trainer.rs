@@ -32,6 +32,17 @@ pub enum FisherKind {
     Empirical,
 }
 
+/// LwF's distillation term toward an old copy of the network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distillation {
+    /// Weight α of the term.
+    pub alpha: f32,
+    /// Softmax temperature T.
+    pub temperature: f32,
+    /// Heads whose outputs are distilled: the shared head, or every old task's head.
+    pub heads: Vec<usize>,
+}
+
 /// Samples per partial sum in the convolution weight gradient during training.
 const CONV_GROUP_SIZE: usize = 4;
 /// Parameters per partial sum when the penalty's value is computed.
@@ -177,6 +188,7 @@ enum LossMode {
     FisherExact(u32),
     FisherEmpirical,
     FisherSampled,
+    DistillOnly,
 }
 
 impl LossMode {
@@ -187,16 +199,29 @@ impl LossMode {
             Self::FisherExact(class) => (2, class),
             Self::FisherEmpirical => (3, 0),
             Self::FisherSampled => (4, 0),
+            Self::DistillOnly => (5, 0),
         }
     }
 }
 
-/// Where backward passes write: the gradient (overwritten) or the Fisher accumulator (added to,
-/// one squared gradient per sample).
+/// Where backward passes write: the gradient (overwritten or added to) or the Fisher
+/// accumulator (added to, one squared gradient per sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum GradientTarget {
     Gradient,
+    AddGradient,
     FisherSquares,
+}
+
+impl GradientTarget {
+    /// The `mode` of the layer kernels: 0 writes sums, 1 adds per-sample squares, 2 adds sums.
+    fn mode(self) -> u32 {
+        match self {
+            Self::Gradient => 0,
+            Self::FisherSquares => 1,
+            Self::AddGradient => 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,6 +229,7 @@ enum Plan {
     Train { head: usize, distill: bool },
     Eval { head: usize },
     Teacher { head: usize },
+    DistillOnly { head: usize },
     FisherForward { head: usize },
     FisherBackward { head: usize, mode: LossMode },
 }
@@ -262,7 +288,7 @@ pub struct GpuTrainer {
     optimizer_config: wgpu::Buffer,
     optimizer_dispatch: Dispatch,
     step: u32,
-    distillation: Option<(f32, f32)>,
+    distillation: Option<Distillation>,
     penalty: Option<Penalty>,
     workspaces: HashMap<usize, Workspace>,
     plans: HashMap<(usize, Plan), Vec<Dispatch>>,
@@ -432,12 +458,15 @@ impl GpuTrainer {
     }
 
     /// Turns LwF distillation on toward the network with parameters `old_params`, or off.
-    pub fn set_distillation(&mut self, teacher: Option<(&[f32], f32, f32)>) {
-        self.distillation = teacher.map(|(old_params, alpha, temperature)| {
+    /// A distilled head that is also the head being trained gets the term inside its loss
+    /// kernel; every other distilled head costs one more forward and backward pass per step,
+    /// whose gradient is added to the step's.
+    pub fn set_distillation(&mut self, teacher: Option<(&[f32], Distillation)>) {
+        self.distillation = teacher.map(|(old_params, distillation)| {
             self.ctx.queue.write_buffer(&self.teacher, 0, bytemuck::cast_slice(old_params));
-            (alpha, temperature)
+            distillation
         });
-        self.plans.retain(|(_, plan), _| !matches!(plan, Plan::Train { .. }));
+        self.plans.retain(|(_, plan), _| !matches!(plan, Plan::Train { .. } | Plan::DistillOnly { .. }));
     }
 
     /// Sets the quadratic penalty λ/2 Σ_t Σ_i F_t,i (θ_i − θ*_t,i)², one (anchor, importance)
@@ -500,31 +529,13 @@ impl GpuTrainer {
     /// One optimizer step on a batch: forward, loss (with distillation if set), backward,
     /// penalty gradient (if set), optimizer update of the trainable parameters.
     pub fn train_step(&mut self, images: &[f32], targets: &[u32], head: usize) {
-        let batch = targets.len();
         self.upload_batch(images, targets);
         self.step += 1;
         self.write_optimizer_config();
-
-        let distill = self.distillation.is_some();
-        if distill {
-            self.ensure_plan(batch, Plan::Teacher { head });
-        }
-        self.ensure_plan(batch, Plan::Train { head, distill });
-        let ws = &self.workspaces[&batch];
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        if distill {
-            self.record_plan(&mut encoder, batch, Plan::Teacher { head });
-            let classes = self.net.heads[head].outputs;
-            encoder.copy_buffer_to_buffer(&ws.logits, 0, &ws.extra, 0, floats(batch * classes));
-        }
+        self.encode_gradient(&mut encoder, targets.len(), head);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            for d in &self.plans[&(batch, Plan::Train { head, distill })] {
-                d.record(&mut pass);
-            }
-            if let Some(penalty) = &self.penalty {
-                penalty.gradient.record(&mut pass);
-            }
             self.optimizer_dispatch.record(&mut pass);
         }
         self.ctx.queue.submit([encoder.finish()]);
@@ -534,32 +545,53 @@ impl GpuTrainer {
     /// The gradient of the training loss (with distillation and penalty if set) at the current
     /// parameters, without a step. Used by tests and inspection, not by training.
     pub fn gradient(&mut self, images: &[f32], targets: &[u32], head: usize) -> Result<Vec<f32>, GpuError> {
-        let batch = targets.len();
         self.upload_batch(images, targets);
-        let distill = self.distillation.is_some();
-        if distill {
-            self.ensure_plan(batch, Plan::Teacher { head });
-        }
-        self.ensure_plan(batch, Plan::Train { head, distill });
-        let ws = &self.workspaces[&batch];
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.clear_buffer(&self.grads, 0, None);
-        if distill {
-            self.record_plan(&mut encoder, batch, Plan::Teacher { head });
-            let classes = self.net.heads[head].outputs;
-            encoder.copy_buffer_to_buffer(&ws.logits, 0, &ws.extra, 0, floats(batch * classes));
-        }
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            for d in &self.plans[&(batch, Plan::Train { head, distill })] {
-                d.record(&mut pass);
-            }
-            if let Some(penalty) = &self.penalty {
-                penalty.gradient.record(&mut pass);
-            }
-        }
+        self.encode_gradient(&mut encoder, targets.len(), head);
         self.ctx.queue.submit([encoder.finish()]);
         self.read(&self.grads, self.net.layout.len)
+    }
+
+    /// Records the passes that leave the step's gradient in `grads` for the uploaded batch.
+    fn encode_gradient(&mut self, encoder: &mut wgpu::CommandEncoder, batch: usize, head: usize) {
+        let heads = self.distillation.as_ref().map(|d| d.heads.clone()).unwrap_or_default();
+        let fused = heads.contains(&head);
+        let extra: Vec<usize> = heads.into_iter().filter(|&h| h != head).collect();
+        if fused {
+            self.ensure_plan(batch, Plan::Teacher { head });
+        }
+        self.ensure_plan(batch, Plan::Train { head, distill: fused });
+        for &h in &extra {
+            self.ensure_plan(batch, Plan::Teacher { head: h });
+            self.ensure_plan(batch, Plan::DistillOnly { head: h });
+        }
+
+        if fused {
+            self.record_teacher(encoder, batch, head);
+        }
+        self.record_plan(encoder, batch, Plan::Train { head, distill: fused });
+        for &h in &extra {
+            // Passes for other heads add to the gradient, so their stale entries go first.
+            let range = self.net.layout.head_range(h);
+            encoder.clear_buffer(&self.grads, floats(range.start), Some(floats(range.len())));
+        }
+        for &h in &extra {
+            self.record_teacher(encoder, batch, h);
+            self.record_plan(encoder, batch, Plan::DistillOnly { head: h });
+        }
+        if let Some(penalty) = &self.penalty {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            penalty.gradient.record(&mut pass);
+        }
+    }
+
+    /// Runs the old network on the uploaded batch and leaves its head-`head` logits in `extra`.
+    fn record_teacher(&self, encoder: &mut wgpu::CommandEncoder, batch: usize, head: usize) {
+        self.record_plan(encoder, batch, Plan::Teacher { head });
+        let ws = &self.workspaces[&batch];
+        let classes = self.net.heads[head].outputs;
+        encoder.copy_buffer_to_buffer(&ws.logits, 0, &ws.extra, 0, floats(batch * classes));
     }
 
     /// Logits of head `head` for one batch of images, `[batch][classes]`.
@@ -798,7 +830,10 @@ impl GpuTrainer {
         let dispatches = match plan {
             Plan::Train { head, distill } => {
                 let mut d = self.forward_dispatches(ws, &self.params, head);
-                let (alpha, temperature) = if distill { self.distillation.unwrap_or((0.0, 1.0)) } else { (0.0, 1.0) };
+                let (alpha, temperature) = match (&self.distillation, distill) {
+                    (Some(d), true) => (d.alpha, d.temperature),
+                    _ => (0.0, 1.0),
+                };
                 d.extend(self.loss_dispatches(ws, head, LossMode::Train, alpha, temperature, Some(&self.train_accum)));
                 d.extend(self.backward_dispatches(ws, head, GradientTarget::Gradient));
                 d
@@ -809,6 +844,13 @@ impl GpuTrainer {
                 d
             }
             Plan::Teacher { head } => self.forward_dispatches(ws, &self.teacher, head),
+            Plan::DistillOnly { head } => {
+                let (alpha, temperature) = self.distillation.as_ref().map_or((0.0, 1.0), |d| (d.alpha, d.temperature));
+                let mut d = self.forward_dispatches(ws, &self.params, head);
+                d.extend(self.loss_dispatches(ws, head, LossMode::DistillOnly, alpha, temperature, Some(&self.train_accum)));
+                d.extend(self.backward_dispatches(ws, head, GradientTarget::AddGradient));
+                d
+            }
             Plan::FisherForward { head } => self.forward_dispatches(ws, &self.params, head),
             Plan::FisherBackward { head, mode } => {
                 let mut d = self.loss_dispatches(ws, head, mode, 0.0, 1.0, None);
@@ -901,9 +943,10 @@ impl GpuTrainer {
         let k = &self.ctx.kernels;
         let n = ws.batch;
         let b = as_u32(n);
-        let (mode, out) = match target {
-            GradientTarget::Gradient => (0, &self.grads),
-            GradientTarget::FisherSquares => (1, &self.fisher),
+        let mode = target.mode();
+        let out = match target {
+            GradientTarget::Gradient | GradientTarget::AddGradient => &self.grads,
+            GradientTarget::FisherSquares => &self.fisher,
         };
         let layers = &self.net.layers;
         let input_of = |l: usize| if l == 0 { &ws.input } else { &ws.values[l - 1] };
@@ -919,7 +962,7 @@ impl GpuTrainer {
         }
 
         let (group_size, groups) = match target {
-            GradientTarget::Gradient => (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE)),
+            GradientTarget::Gradient | GradientTarget::AddGradient => (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE)),
             GradientTarget::FisherSquares => (1, n),
         };
         let mut l = layers.len();

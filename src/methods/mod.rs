@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::data::Task;
 use crate::experiment::config::{FisherKind, HeadMode, MethodSpec};
-use crate::gpu::{GpuError, GpuTrainer};
+use crate::gpu::{Distillation, GpuError, GpuTrainer};
 use crate::model::{IMAGE_PIXELS, Network};
 use crate::rng::Rng;
 
@@ -62,31 +62,34 @@ impl MethodState {
         matches!(self.spec, MethodSpec::L2 { .. } | MethodSpec::Ewc { .. } | MethodSpec::OnlineEwc { .. } | MethodSpec::Lwf { .. })
     }
 
-    /// Rejects combinations this build cannot run, before any training.
-    pub fn check_supported(&self, head_mode: HeadMode) -> Result<(), String> {
-        if matches!(self.spec, MethodSpec::Lwf { .. }) && head_mode == HeadMode::PerTask {
-            // Not yet: LwF with a head per task must distil every old head's outputs, which the
-            // engine does not dispatch; the shared-head form is complete.
-            return Err("LwF with per-task heads is not implemented yet; use head=shared".to_owned());
-        }
-        Ok(())
-    }
-
     /// Prepares `trainer` for task `task`: a fresh optimizer, the trainable mask, and the
     /// penalty or distillation term from the tasks before.
     pub fn before_task(&mut self, trainer: &mut GpuTrainer, task: usize, head_mode: HeadMode) {
         trainer.reset_optimizer();
         let net = trainer.network().clone();
         let freeze_features = matches!(self.spec, MethodSpec::Frozen) && task > 0;
-        trainer.set_trainable(&trainable_mask(&net, head_for(head_mode, task), freeze_features));
+        let mut mask = trainable_mask(&net, head_for(head_mode, task), freeze_features);
+        if matches!(self.spec, MethodSpec::Lwf { .. }) && head_mode == HeadMode::PerTask {
+            // LwF trains the old tasks' heads too, held in place by their distillation terms.
+            for old in 0..task {
+                mask[net.layout.head_range(old)].fill(1.0);
+            }
+        }
+        trainer.set_trainable(&mask);
 
         match self.spec {
             MethodSpec::L2 { lambda } | MethodSpec::Ewc { lambda, .. } | MethodSpec::OnlineEwc { lambda, .. } => {
                 trainer.set_penalty(&self.anchors, &self.importances, lambda as f32);
             }
             MethodSpec::Lwf { alpha, temperature } => {
-                let teacher = self.old_params.as_deref().map(|p| (p, alpha as f32, temperature as f32));
-                trainer.set_distillation(teacher);
+                // With a shared head the old network's outputs on that head are distilled; with a
+                // head per task, those of every old task's head.
+                let heads = match head_mode {
+                    HeadMode::Shared => vec![0],
+                    HeadMode::PerTask => (0..task).collect(),
+                };
+                let distillation = Distillation { alpha: alpha as f32, temperature: temperature as f32, heads };
+                trainer.set_distillation(self.old_params.as_deref().map(|p| (p, distillation)));
             }
             MethodSpec::Finetune | MethodSpec::Joint | MethodSpec::Frozen => {}
         }
