@@ -19,7 +19,7 @@ pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 /// The network families the workbench can build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields, try_from = "ArchitectureFile")]
 pub enum Architecture {
     /// Conv 1→32 3×3 (no padding), ReLU, max-pool 2×2, dense 5408→head.
     SeedCnn,
@@ -33,6 +33,35 @@ pub enum Architecture {
 
 fn default_mlp_hidden() -> Vec<usize> {
     vec![400, 400]
+}
+
+/// The file form of [`Architecture`]. serde ignores extra fields after the tag of a unit
+/// variant even with `deny_unknown_fields`, so the seed CNN is an empty struct here and
+/// `{"kind": "seed-cnn", "hidden": [1]}` is rejected.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum ArchitectureFile {
+    SeedCnn {},
+    Mlp {
+        #[serde(default = "default_mlp_hidden")]
+        hidden: Vec<usize>,
+    },
+}
+
+impl TryFrom<ArchitectureFile> for Architecture {
+    type Error = String;
+
+    fn try_from(file: ArchitectureFile) -> Result<Self, Self::Error> {
+        match file {
+            ArchitectureFile::SeedCnn {} => Ok(Self::SeedCnn),
+            ArchitectureFile::Mlp { hidden } => {
+                if let Some(position) = hidden.iter().position(|&w| w == 0) {
+                    return Err(format!("architecture.hidden[{position}] is 0; every hidden layer needs at least 1 unit"));
+                }
+                Ok(Self::Mlp { hidden })
+            }
+        }
+    }
 }
 
 impl Architecture {
@@ -376,6 +405,19 @@ mod tests {
             expected_start = range.end;
         }
         assert_eq!(expected_start, net.layout.len);
+    }
+
+    #[test]
+    fn architecture_file_rejects_unknown_fields_and_empty_layers() {
+        let seed: Result<Architecture, _> = serde_json::from_str(r#"{"kind": "seed-cnn", "hidden": [1]}"#);
+        assert!(seed.is_err(), "a field the seed CNN does not have is rejected");
+        let zero: Result<Architecture, _> = serde_json::from_str(r#"{"kind": "mlp", "hidden": [400, 0]}"#);
+        let message = zero.expect_err("a hidden layer of width 0 is rejected").to_string();
+        assert!(message.contains("hidden[1]"), "the message names the layer: {message}");
+        let mlp: Architecture = serde_json::from_str(r#"{"kind": "mlp"}"#).expect("defaults apply");
+        assert_eq!(mlp, Architecture::default_mlp(), "hidden defaults to 2x400");
+        let round_trip: Architecture = serde_json::from_str(&serde_json::to_string(&Architecture::SeedCnn).expect("serializes")).expect("reads back");
+        assert_eq!(round_trip, Architecture::SeedCnn, "the seed CNN round-trips");
     }
 
     #[test]
