@@ -9,5 +9,6 @@ pub mod experiment;
 pub mod methods;
 pub mod gpu;
 pub mod model;
+pub mod plots;
 pub mod reference;
 pub mod rng;
