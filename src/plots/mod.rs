@@ -230,3 +230,6 @@ fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     written
 }
+
+#[cfg(test)]
+mod tests;
