@@ -16,6 +16,7 @@ use ewc_workbench::experiment::config::{self, ExperimentConfig};
 use ewc_workbench::experiment::results::{RunStatus, comparison_table};
 use ewc_workbench::experiment::runner::{self, PreparedTasks, RunEvent};
 use ewc_workbench::gpu::GpuContext;
+use ewc_workbench::plots;
 
 /// Options of `ewc-workbench run`.
 #[derive(Debug, Args)]
@@ -95,6 +96,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--backend {} is not supported by `run` yet; use --backend gpu (a software renderer such as lavapipe counts)", args.backend);
     }
     let config = build_config(args)?;
+    if let Some(dir) = &args.out {
+        // Fail before training, not after it, when the results cannot be written.
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create the output directory {}", dir.display()))?;
+    }
     let tasks = runner::load_tasks(&config, config.data_dir.as_deref())?;
     let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed);
     let ctx = GpuContext::new()?;
@@ -128,10 +133,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     println!("\n{}", comparison_table(&results));
     println!("device: {} ({}); wall time {wall:.1} s", results.device.adapter, results.device.backend);
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create the output directory {}", dir.display()))?;
         results.save_to_dir(dir)?;
         println!("wrote {}", dir.join("results.json").display());
         println!("wrote {}", dir.join("results.csv").display());
+        for path in plots::write_all_plots_on(&ctx, &results, dir)? {
+            println!("wrote {}", path.display());
+        }
     }
     let all_completed = results.runs.iter().all(|r| r.status == RunStatus::Completed);
     Ok(if all_completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 /// The bytes go to a hidden temporary file next to `path`, which is synced and then renamed over
 /// `path`. POSIX file systems replace the target atomically on a rename within one directory.
 /// On failure the temporary file is removed and `path` is left as it was.
-fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let temporary = temporary_path(path)?;
     let written = write_and_sync(&temporary, contents).and_then(|()| fs::rename(&temporary, path));
     if written.is_err() {

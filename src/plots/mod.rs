@@ -29,8 +29,7 @@ pub use figures::{
 };
 pub use render::{OffscreenRenderer, RenderError, RenderedImage};
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -121,7 +120,7 @@ pub fn write_all_plots_on(
             path: path.clone(),
             source,
         })?;
-        write_whole(&path, &png).map_err(|source| PlotError::Write {
+        crate::experiment::write_atomically(&path, &png).map_err(|source| PlotError::Write {
             path: path.clone(),
             source,
         })?;
@@ -208,27 +207,6 @@ fn pixel_size(size: Vec2, max_side: u32) -> ([u32; 2], f32) {
     let pixels_per_point = EXPORT_PIXELS_PER_POINT.min(max_side as f32 / size.max_elem());
     let side = |points: f32| ((points * pixels_per_point).floor() as u32).clamp(1, max_side);
     ([side(size.x), side(size.y)], pixels_per_point)
-}
-
-/// Writes `bytes` to `path` whole or not at all: into a hidden temporary file in the same
-/// directory, synced, then renamed over `path`, which POSIX file systems do atomically.
-fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"))?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-
-    let written = File::create(&temporary)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
-        .and_then(|()| fs::rename(&temporary, path));
-    if written.is_err() {
-        // The write error matters more than a failed clean-up, which leaves a hidden file.
-        let _ = fs::remove_file(&temporary);
-    }
-    written
 }
 
 #[cfg(test)]
