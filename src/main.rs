@@ -26,6 +26,14 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Draw the plots of a saved results file again, without retraining.
+    Plot {
+        /// A results.json written by `run --out` or the workbench.
+        results: PathBuf,
+        /// Directory for the PNG files (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Measure training, evaluation and Fisher throughput.
     Bench(cli::bench::BenchArgs),
     /// List the GPU adapters wgpu can see and the one that will be used.
@@ -40,6 +48,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Run(args)) => cli::run::run(&args),
         Some(Command::Inspect { files }) => cli::inspect(&files),
+        Some(Command::Plot { results, out }) => cli::plot(&results, &out),
         Some(Command::Bench(args)) => cli::bench::bench(&args),
         Some(Command::Devices) => cli::devices(),
         None => Err(anyhow::anyhow!(

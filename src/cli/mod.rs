@@ -3,11 +3,15 @@
 pub mod bench;
 pub mod run;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use ewc_workbench::data;
+use ewc_workbench::experiment::results::load_results;
 use ewc_workbench::gpu;
+use ewc_workbench::plots;
 
 /// `inspect`: one report per file; exit status 0 only when every file was read.
 pub fn inspect(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -46,4 +50,14 @@ pub fn devices() -> anyhow::Result<ExitCode> {
         }
         None => Err(gpu::GpuContext::new().err().map_or_else(|| anyhow::anyhow!("no usable adapter"), anyhow::Error::from)),
     }
+}
+
+/// `plot`: the PNG files of a saved results file.
+pub fn plot(results: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let results = load_results(results)?;
+    std::fs::create_dir_all(out).with_context(|| format!("could not create the output directory {}", out.display()))?;
+    for path in plots::write_all_plots(&results, out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
