@@ -135,13 +135,14 @@ enum Binding {
 /// Every kernel the engine dispatches.
 #[derive(Debug)]
 pub(crate) struct Kernels {
-    pub(crate) dense_forward: Kernel,
-    pub(crate) dense_backward_input: Kernel,
-    pub(crate) dense_backward_weight: Kernel,
     pub(crate) conv_forward: Kernel,
     pub(crate) conv_forward_3x3: Kernel,
     pub(crate) conv_backward_weight_pooled: Kernel,
     pub(crate) dense_forward_by_sample: Kernel,
+    pub(crate) dense_forward_blocked: Kernel,
+    pub(crate) dense_backward_input_blocked: Kernel,
+    pub(crate) dense_backward_weight_blocked: Kernel,
+    pub(crate) dense_backward_bias: Kernel,
     pub(crate) conv_backward_input: Kernel,
     pub(crate) conv_backward_weight: Kernel,
     pub(crate) conv_reduce: Kernel,
@@ -237,9 +238,6 @@ impl Kernels {
         let vector_bindings = [U, R, W];
         let k = |module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]| kernel(device, module, family, entry, bindings);
         Self {
-            dense_forward: k(&dense, "dense", "forward", &layer_bindings),
-            dense_backward_input: k(&dense, "dense", "backward_input", &layer_bindings),
-            dense_backward_weight: k(&dense, "dense", "backward_weight", &layer_bindings),
             conv_forward: k(&conv, "conv", "forward", &conv_bindings),
             conv_forward_3x3: k(&conv, "conv", "forward_3x3", &conv_bindings),
             conv_backward_input: k(&conv, "conv", "backward_input", &conv_bindings),
@@ -247,6 +245,10 @@ impl Kernels {
             conv_backward_weight_pooled: k(&conv, "conv", "backward_weight_pooled", &conv_bindings),
             conv_reduce: k(&conv, "conv", "reduce", &conv_bindings),
             dense_forward_by_sample: k(&dense, "dense", "forward_by_sample", &layer_bindings),
+            dense_forward_blocked: k(&dense, "dense", "forward_blocked", &layer_bindings),
+            dense_backward_input_blocked: k(&dense, "dense", "backward_input_blocked", &layer_bindings),
+            dense_backward_weight_blocked: k(&dense, "dense", "backward_weight_blocked", &layer_bindings),
+            dense_backward_bias: k(&dense, "dense", "backward_bias", &layer_bindings),
             pool_forward: k(&pool, "pool", "forward", &pool_bindings),
             pool_backward: k(&pool, "pool", "backward", &pool_bindings),
             cross_entropy: k(&loss, "loss", "cross_entropy", &loss_bindings),

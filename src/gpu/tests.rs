@@ -42,6 +42,8 @@ fn networks() -> Vec<(&'static str, Network, usize)> {
     vec![
         ("seed CNN", Network::new(&Architecture::SeedCnn, &[10]), 0),
         ("MLP", Network::new(&Architecture::Mlp { hidden: vec![32, 16] }, &[10]), 0),
+        // 70 outputs take the blocked kernels, and 70 = 4 * 17 + 2 leaves a partial block.
+        ("MLP with a wide layer", Network::new(&Architecture::Mlp { hidden: vec![70, 66] }, &[10]), 0),
         ("stacked convolutions, second head", every_layer_network(), 1),
     ]
 }

@@ -861,6 +861,33 @@ impl GpuTrainer {
         self.plans.insert((batch, plan), dispatches);
     }
 
+    /// A dense layer's forward pass: 4×4 blocks for wide layers; for heads, which have a
+    /// handful of outputs, one invocation per output with workgroups spanning samples, which
+    /// keeps both cores busy where blocks would fill a single workgroup.
+    fn dense_forward(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], batch: usize) -> Dispatch {
+        let (device, k) = (&self.ctx.device, &self.ctx.kernels);
+        if d.outputs < 64 {
+            Dispatch::new(device, &k.dense_forward_by_sample, config, buffers, Grid::Rows(batch, d.outputs))
+        } else {
+            Dispatch::new(device, &k.dense_forward_blocked, config, buffers, Grid::Rows(d.outputs.div_ceil(4), batch.div_ceil(4)))
+        }
+    }
+
+    /// A dense layer's weight and bias gradients.
+    fn dense_weight_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer]) -> [Dispatch; 2] {
+        let (device, k) = (&self.ctx.device, &self.ctx.kernels);
+        [
+            Dispatch::new(device, &k.dense_backward_weight_blocked, config, buffers, Grid::Rows(d.inputs.div_ceil(4), d.outputs.div_ceil(4))),
+            Dispatch::new(device, &k.dense_backward_bias, config, buffers, Grid::Rows(d.outputs, 1)),
+        ]
+    }
+
+    /// A dense layer's input gradient.
+    fn dense_input_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], batch: usize) -> Dispatch {
+        let (device, k) = (&self.ctx.device, &self.ctx.kernels);
+        Dispatch::new(device, &k.dense_backward_input_blocked, config, buffers, Grid::Rows(d.inputs.div_ceil(4), batch.div_ceil(4)))
+    }
+
     fn forward_dispatches(&self, ws: &Workspace, params: &wgpu::Buffer, head: usize) -> Vec<Dispatch> {
         let device = &self.ctx.device;
         let k = &self.ctx.kernels;
@@ -881,7 +908,7 @@ impl GpuTrainer {
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, 1, 0));
-                    Dispatch::new(device, &k.dense_forward, &config, &[params, input, input, output], Grid::Rows(d.outputs, n))
+                    self.dense_forward(d, &config, &[params, input, input, output], n)
                 }
                 Layer::MaxPool(p) => {
                     let config = uniform(device, &pool_config(p, b, 0));
@@ -893,13 +920,7 @@ impl GpuTrainer {
         }
         let h = &self.net.heads[head];
         let config = uniform(device, &dense_config(h, b, 0, 0));
-        let buffers = [params, input, input, &ws.logits];
-        // Heads have a handful of outputs, so their workgroups span samples instead.
-        dispatches.push(if h.outputs < 64 {
-            Dispatch::new(device, &k.dense_forward_by_sample, &config, &buffers, Grid::Rows(n, h.outputs))
-        } else {
-            Dispatch::new(device, &k.dense_forward, &config, &buffers, Grid::Rows(h.outputs, n))
-        });
+        dispatches.push(self.dense_forward(h, &config, &[params, input, input, &ws.logits], n));
         dispatches
     }
 
@@ -955,10 +976,10 @@ impl GpuTrainer {
         let h = &self.net.heads[head];
         let features = layers.len().checked_sub(1).map_or(&ws.input, |last| &ws.values[last]);
         let config = uniform(device, &dense_config(h, b, 0, mode));
-        dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, &ws.dlogits, features, out], Grid::Rows(h.inputs + 1, h.outputs)));
+        dispatches.extend(self.dense_weight_gradient(h, &config, &[&self.params, &ws.dlogits, features, out]));
         if let Some(last) = layers.len().checked_sub(1) {
             let config = uniform(device, &dense_config(h, b, u32::from(is_relu_layer(&layers[last])), mode));
-            dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], Grid::Rows(h.inputs, n)));
+            dispatches.push(self.dense_input_gradient(h, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], n));
         }
 
         let (group_size, groups) = match target {
@@ -1001,9 +1022,9 @@ impl GpuTrainer {
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, below_relu, mode));
-                    dispatches.push(Dispatch::new(device, &k.dense_backward_weight, &config, &[&self.params, delta, x, out], Grid::Rows(d.inputs + 1, d.outputs)));
+                    dispatches.extend(self.dense_weight_gradient(d, &config, &[&self.params, delta, x, out]));
                     if l > 0 {
-                        dispatches.push(Dispatch::new(device, &k.dense_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], Grid::Rows(d.inputs, n)));
+                        dispatches.push(self.dense_input_gradient(d, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], n));
                     }
                 }
                 Layer::MaxPool(p) => {
