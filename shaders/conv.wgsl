@@ -9,7 +9,8 @@
 //   3 read        aux       backward: input x
 //   4 read_write  dst       forward: y; backward_input: dx; backward_weight: partial sums;
 //                           reduce: a vector with the parameter layout
-//   5 read        output    backward_weight_pooled: this layer's output y (after the ReLU)
+//   5 read_write  extra     forward_3x3: the max-pooled output when cfg.pool is set;
+//                           backward_weight_pooled: this layer's output y (read only)
 //
 // The weight gradient is two passes so that no invocation loops over the whole batch alone and
 // no floating-point atomics are needed: backward_weight writes one partial sum per (parameter,
@@ -31,7 +32,7 @@ struct ConvConfig {
     groups: u32,      // number of partial sums per parameter
     mode: u32,        // 0: plain sums; 1: per-sample squares (group_size must be 1);
                       // reduce writes the sum in mode 0 and adds it in modes 1 and 2
-    _pad0: u32,
+    pool: u32,        // forward_3x3: also write the 2x2 max-pooled output into extra
     _pad1: u32,
 }
 
@@ -40,14 +41,14 @@ struct ConvConfig {
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read> aux: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(5) var<storage, read> output: array<f32>;
+@group(0) @binding(5) var<storage, read_write> extra: array<f32>;
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 64u;
 }
 
 // Each invocation owns one output position of one sample and computes it for every output
-// channel, so the input patch is read once and the weights are the same for all invocations.
+// channel, so the input inputs is read once and the weights are the same for all invocations.
 // x = ox, y = oy, z = n.
 @compute @workgroup_size(8, 8)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -77,15 +78,18 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// The 3x3 case of `forward`, blocked for CPU renderers: each invocation owns four adjacent
-// output positions of one row of one sample, in every output channel. Per input channel it
-// reads the 3x6 input patch once, and each weight it reads serves four outputs. Channels after
-// the first accumulate in dst; the ReLU is applied with the last one.
-// x = ox / 4, y = oy, z = n.
+// The 3x3 case of `forward`, blocked for CPU renderers: each invocation owns a block of two
+// output rows by four columns of one sample, in every output channel. Per input channel it
+// reads the 4x6 input patch once, and each weight it reads serves eight outputs. Channels
+// after the first accumulate in dst; the ReLU is applied with the last one. With `pool` set,
+// the invocation also writes the two 2x2 max-pooled values of its block into `extra`, which
+// saves the pool's own pass (the block rows and columns must then start at even positions,
+// as they do).
+// x = ox / 4, y = oy / 2, z = n.
 @compute @workgroup_size(8, 8)
 fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = 4u * gid.x;
-    let oy = gid.y;
+    let oy = 2u * gid.y;
     let n = gid.z;
     if (ox >= cfg.out_width || oy >= cfg.out_height || n >= cfg.batch) {
         return;
@@ -93,48 +97,67 @@ fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w = cfg.in_width;
     let plane = cfg.out_height * cfg.out_width;
     let out0 = n * cfg.out_channels * plane + oy * cfg.out_width + ox;
-    // Positions past the row's end read inside the row below (or are clamped), and their
-    // results are never stored.
-    let valid = min(cfg.out_width - ox, 4u);
+    let columns = min(cfg.out_width - ox, 4u);
+    let rows = min(cfg.out_height - oy, 2u);
+    // Reads past the last input row or column are clamped; their outputs are never stored.
+    let last_input = (n + 1u) * cfg.in_channels * cfg.in_height * w - 1u;
     for (var ic = 0u; ic < cfg.in_channels; ic++) {
         let x0 = ((n * cfg.in_channels + ic) * cfg.in_height + oy) * w + ox;
-        var r0: array<f32, 6>;
-        var r1: array<f32, 6>;
-        var r2: array<f32, 6>;
-        for (var j = 0u; j < 6u; j++) {
-            r0[j] = src[x0 + j];
-            r1[j] = src[x0 + w + j];
-            r2[j] = src[x0 + 2u * w + j];
+        var inputs: array<array<f32, 6>, 4>;
+        for (var r = 0u; r < 4u; r++) {
+            for (var c = 0u; c < 6u; c++) {
+                inputs[r][c] = src[min(x0 + r * w + c, last_input)];
+            }
         }
         let last_channel = ic + 1u == cfg.in_channels;
         for (var oc = 0u; oc < cfg.out_channels; oc++) {
             let w0 = cfg.weight + (oc * cfg.in_channels + ic) * 9u;
-            let k0 = params[w0];
-            let k1 = params[w0 + 1u];
-            let k2 = params[w0 + 2u];
-            let k3 = params[w0 + 3u];
-            let k4 = params[w0 + 4u];
-            let k5 = params[w0 + 5u];
-            let k6 = params[w0 + 6u];
-            let k7 = params[w0 + 7u];
-            let k8 = params[w0 + 8u];
+            var k: array<f32, 9>;
+            for (var t = 0u; t < 9u; t++) {
+                k[t] = params[w0 + t];
+            }
+            var block: array<array<f32, 4>, 2>;
+            for (var r = 0u; r < 2u; r++) {
+                for (var c = 0u; c < 4u; c++) {
+                    block[r][c] = k[0] * inputs[r][c] + k[1] * inputs[r][c + 1u] + k[2] * inputs[r][c + 2u]
+                        + k[3] * inputs[r + 1u][c] + k[4] * inputs[r + 1u][c + 1u] + k[5] * inputs[r + 1u][c + 2u]
+                        + k[6] * inputs[r + 2u][c] + k[7] * inputs[r + 2u][c + 1u] + k[8] * inputs[r + 2u][c + 2u];
+                }
+            }
             let o = out0 + oc * plane;
-            for (var j = 0u; j < 4u; j++) {
-                if (j >= valid) {
-                    break;
+            let bias = params[cfg.bias + oc];
+            for (var r = 0u; r < 2u; r++) {
+                for (var c = 0u; c < 4u; c++) {
+                    var acc = block[r][c];
+                    let index = o + r * cfg.out_width + c;
+                    if (ic == 0u) {
+                        acc += bias;
+                    } else if (r < rows && c < columns) {
+                        acc += dst[index];
+                    }
+                    if (last_channel && cfg.flag != 0u) {
+                        acc = max(acc, 0.0);
+                    }
+                    block[r][c] = acc;
+                    if (r < rows && c < columns) {
+                        dst[index] = acc;
+                    }
                 }
-                var acc = k0 * r0[j] + k1 * r0[j + 1u] + k2 * r0[j + 2u];
-                acc += k3 * r1[j] + k4 * r1[j + 1u] + k5 * r1[j + 2u];
-                acc += k6 * r2[j] + k7 * r2[j + 1u] + k8 * r2[j + 2u];
-                if (ic == 0u) {
-                    acc += params[cfg.bias + oc];
-                } else {
-                    acc += dst[o + j];
+            }
+            if (last_channel && cfg.pool != 0u) {
+                let pooled_width = cfg.out_width / 2u;
+                let pooled_height = cfg.out_height / 2u;
+                let py = oy / 2u;
+                if (py < pooled_height) {
+                    let p0 = ((n * cfg.out_channels + oc) * pooled_height + py) * pooled_width;
+                    for (var q = 0u; q < 2u; q++) {
+                        let px = ox / 2u + q;
+                        if (px < pooled_width) {
+                            let c = 2u * q;
+                            extra[p0 + px] = max(max(block[0][c], block[0][c + 1u]), max(block[1][c], block[1][c + 1u]));
+                        }
+                    }
                 }
-                if (last_channel && cfg.flag != 0u) {
-                    acc = max(acc, 0.0);
-                }
-                dst[o + j] = acc;
             }
         }
     }
@@ -240,7 +263,7 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // never needs to be written. Each invocation owns the nine weights of one (oc, ic) pair, and
 // the bias of oc when ic is 0, for one group of samples, and writes partial sums laid out as in
 // `backward_weight`. src = gradient at the pooled output, aux = this layer's input x,
-// output = this layer's output y. x = oc * in_channels + ic, y = group.
+// extra = this layer's output y. x = oc * in_channels + ic, y = group.
 @compute @workgroup_size(64)
 fn backward_weight_pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= cfg.out_channels * cfg.in_channels || gid.y >= cfg.groups) {
@@ -270,12 +293,12 @@ fn backward_weight_pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
                 // First maximum of the window in row-major order, as the pool kernels choose it.
                 var by = 2u * py;
                 var bx = 2u * px;
-                var best = output[y_plane + by * cfg.out_width + bx];
-                let v1 = output[y_plane + by * cfg.out_width + bx + 1u];
+                var best = extra[y_plane + by * cfg.out_width + bx];
+                let v1 = extra[y_plane + by * cfg.out_width + bx + 1u];
                 if (v1 > best) { best = v1; bx = 2u * px + 1u; }
-                let v2 = output[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px];
+                let v2 = extra[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px];
                 if (v2 > best) { best = v2; by = 2u * py + 1u; bx = 2u * px; }
-                let v3 = output[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px + 1u];
+                let v3 = extra[y_plane + (2u * py + 1u) * cfg.out_width + 2u * px + 1u];
                 if (v3 > best) { best = v3; by = 2u * py + 1u; bx = 2u * px + 1u; }
                 if (best <= 0.0) {
                     continue;

@@ -230,7 +230,7 @@ impl Kernels {
         let vectors = device.create_shader_module(wgpu::include_wgsl!("../../shaders/vectors.wgsl"));
 
         let layer_bindings = [U, R, R, R, W];
-        let conv_bindings = [U, R, R, R, W, R];
+        let conv_bindings = [U, R, R, R, W, W];
         let pool_bindings = [U, R, R, W];
         let loss_bindings = [U, R, R, R, W, W, W];
         let optimizer_bindings = [U, R, R, W, W, W];

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use super::*;
 use crate::model::{Architecture, Network};
 use crate::reference::{self, Optimizer, OptimizerKind};
-use crate::reference::tests::{every_layer_network, random_images, random_targets};
+use crate::reference::tests::{every_layer_network, odd_pooled_network, random_images, random_targets};
 use crate::rng::Rng;
 
 pub(crate) fn context() -> Arc<GpuContext> {
@@ -45,6 +45,7 @@ fn networks() -> Vec<(&'static str, Network, usize)> {
         // 70 outputs take the blocked kernels, and 70 = 4 * 17 + 2 leaves a partial block.
         ("MLP with a wide layer", Network::new(&Architecture::Mlp { hidden: vec![70, 66] }, &[10]), 0),
         ("stacked convolutions, second head", every_layer_network(), 1),
+        ("3x3 convolution over two channels into an odd pool", odd_pooled_network(), 0),
     ]
 }
 

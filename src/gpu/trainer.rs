@@ -115,7 +115,8 @@ struct ConvConfig {
     group_size: u32,
     groups: u32,
     mode: u32,
-    pad: [u32; 2],
+    pool: u32,
+    pad: u32,
 }
 
 #[repr(C)]
@@ -282,6 +283,8 @@ pub struct GpuTrainer {
     second_moment: wgpu::Buffer,
     teacher: wgpu::Buffer,
     fisher: wgpu::Buffer,
+    /// Bound where a kernel's layout has a buffer that this dispatch does not use.
+    unused: wgpu::Buffer,
     train_accum: wgpu::Buffer,
     eval_accum: wgpu::Buffer,
     optimizer: OptimizerKind,
@@ -388,6 +391,7 @@ impl GpuTrainer {
         let second_moment = storage(device, "optimizer second moment", floats(len));
         let teacher = storage(device, "old params", floats(len));
         let fisher = storage(device, "fisher", floats(len));
+        let unused = storage(device, "unused binding", 16);
         let train_accum = storage(device, "train sums", floats(8));
         let eval_accum = storage(device, "eval sums", floats(8));
 
@@ -409,6 +413,7 @@ impl GpuTrainer {
             second_moment,
             teacher,
             fisher,
+            unused,
             train_accum,
             eval_accum,
             optimizer,
@@ -895,22 +900,34 @@ impl GpuTrainer {
         let b = as_u32(n);
         let mut dispatches = Vec::new();
         let mut input = &ws.input;
-        for (layer, output) in self.net.layers.iter().zip(&ws.values) {
+        let mut pooled_already = false;
+        for (l, (layer, output)) in self.net.layers.iter().zip(&ws.values).enumerate() {
             let dispatch = match layer {
+                Layer::ConvRelu(c) if c.kernel == 3 => {
+                    // A max-pool right after is computed by the convolution's own invocations.
+                    let pool_next = matches!(self.net.layers.get(l + 1), Some(Layer::MaxPool(_)));
+                    let mut cfg = conv_config(c, b, 1, 0, 0);
+                    cfg.pool = u32::from(pool_next);
+                    let config = uniform(device, &cfg);
+                    let pooled = if pool_next { &ws.values[l + 1] } else { &self.unused };
+                    pooled_already = pool_next;
+                    let grid = Grid::Planes(c.out_width().div_ceil(4), c.out_height().div_ceil(2), n);
+                    Dispatch::new(device, &k.conv_forward_3x3, &config, &[params, input, input, output, pooled], grid)
+                }
                 Layer::ConvRelu(c) => {
                     let config = uniform(device, &conv_config(c, b, 1, 0, 0));
-                    let buffers = [params, input, input, output, input];
-                    if c.kernel == 3 {
-                        Dispatch::new(device, &k.conv_forward_3x3, &config, &buffers, Grid::Planes(c.out_width().div_ceil(4), c.out_height(), n))
-                    } else {
-                        Dispatch::new(device, &k.conv_forward, &config, &buffers, Grid::Planes(c.out_width(), c.out_height(), n))
-                    }
+                    let grid = Grid::Planes(c.out_width(), c.out_height(), n);
+                    Dispatch::new(device, &k.conv_forward, &config, &[params, input, input, output, &self.unused], grid)
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, 1, 0));
                     self.dense_forward(d, &config, &[params, input, input, output], n)
                 }
                 Layer::MaxPool(p) => {
+                    if std::mem::take(&mut pooled_already) {
+                        input = output;
+                        continue;
+                    }
                     let config = uniform(device, &pool_config(p, b, 0));
                     Dispatch::new(device, &k.pool_forward, &config, &[input, input, output], Grid::Planes(p.out_width(), p.out_height(), n * p.channels))
                 }
@@ -1002,7 +1019,7 @@ impl GpuTrainer {
                     let config = uniform(device, &cfg);
                     let buffers = [&self.params, delta, &ws.input, &ws.partials, &ws.values[0]];
                     dispatches.push(Dispatch::new(device, &k.conv_backward_weight_pooled, &config, &buffers, Grid::Rows(c.out_channels * c.in_channels, groups)));
-                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, x], c.weight_len() + c.out_channels));
+                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, &self.unused], c.weight_len() + c.out_channels));
                     l = 0;
                 }
                 Layer::ConvRelu(c) => {
@@ -1010,14 +1027,14 @@ impl GpuTrainer {
                     cfg.mode = mode;
                     let config = uniform(device, &cfg);
                     let per_group = c.weight_len() + c.out_channels;
-                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight, &config, &[&self.params, delta, x, &ws.partials, x], groups * per_group));
-                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, x], per_group));
+                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight, &config, &[&self.params, delta, x, &ws.partials, &self.unused], groups * per_group));
+                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, &self.unused], per_group));
                     if l > 0 {
                         let mut cfg = conv_config(c, b, below_relu, 1, 1);
                         cfg.mode = mode;
                         let config = uniform(device, &cfg);
                         let grid = Grid::Planes(c.in_width, c.in_height, n * c.in_channels);
-                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1], x], grid));
+                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1], &self.unused], grid));
                     }
                 }
                 Layer::DenseRelu(d) => {
@@ -1077,7 +1094,8 @@ fn conv_config(c: &crate::model::Conv, batch: u32, flag: u32, group_size: u32, g
         group_size,
         groups,
         mode: 0,
-        pad: [0; 2],
+        pool: 0,
+        pad: 0,
     }
 }
 

@@ -40,6 +40,36 @@ pub(crate) fn every_layer_network() -> Network {
     }
 }
 
+/// A 4×4 convolution, then a 3×3 convolution over two channels whose odd-sized output feeds a
+/// max-pool: the 3×3 kernel's pooled forward path with several input channels and a trailing
+/// row and column that no window covers.
+pub(crate) fn odd_pooled_network() -> Network {
+    let mut layout = ParamLayout { entries: Vec::new(), len: 0 };
+    let mut conv = |name: &str, c_in: usize, c_out: usize, k: usize, side: usize| {
+        let w = layout.push(format!("{name}.weight"), vec![c_out, c_in, k, k], c_in * k * k, Part::Features);
+        let b = layout.push(format!("{name}.bias"), vec![c_out], c_in * k * k, Part::Features);
+        Conv { in_channels: c_in, out_channels: c_out, kernel: k, in_height: side, in_width: side, weight: w.offset, bias: b.offset }
+    };
+    let conv1 = conv("conv1", 1, 2, 4, 28);
+    let conv2 = conv("conv2", 2, 3, 3, 25);
+    let pool = MaxPool { channels: 3, in_height: 23, in_width: 23 };
+    let w = layout.push("head0.weight".into(), vec![4, 363], 363, Part::Head(0));
+    let b = layout.push("head0.bias".into(), vec![4], 363, Part::Head(0));
+    Network {
+        architecture: Architecture::SeedCnn,
+        layers: vec![Layer::ConvRelu(conv1), Layer::ConvRelu(conv2), Layer::MaxPool(pool)],
+        heads: vec![Dense { inputs: 363, outputs: 4, weight: w.offset, bias: b.offset }],
+        layout,
+    }
+}
+
+#[test]
+fn odd_pooled_network_matches_finite_differences() {
+    let net = odd_pooled_network();
+    let params = net.init_params(7);
+    check_against_finite_differences(&net, &params, 0, &["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "head0.weight"], 10);
+}
+
 pub(crate) fn random_images(batch: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..batch * IMAGE_PIXELS).map(|_| rng.uniform(0.0, 1.0)).collect()
