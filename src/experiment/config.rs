@@ -429,6 +429,51 @@ pub struct TrainingConfig {
     /// 1.6 percentage points. The accuracy matrix is measured without this limit.
     #[serde(with = "count_or_all")]
     pub eval_limit: Option<usize>,
+    /// Whether each run records what the insight views need: the parameter layout, the
+    /// distance from the previous task's weights θ* at every curve point, and a Fisher
+    /// diagonal at θ* for runs whose method estimates none (see [`crate::experiment::insights`]).
+    /// On by default; off skips that Fisher pass and the weight read-back at each point.
+    pub insights: bool,
+    /// Whether results store the weights after each task and the Fisher diagonals, which the
+    /// weight and Fisher views need when a results file is reopened. Only applies with
+    /// `insights` on.
+    pub record_weights: RecordWeights,
+}
+
+/// Largest network, in parameters, whose weights `record_weights = auto` stores.
+///
+/// A stored vector takes 5.33 bytes per parameter (base64 of `f32`). The seed CNN (54,410
+/// parameters) stores 290 KB per vector, about 0.9 MB per run over two tasks. The 2×400 MLP
+/// (478,410) would store 2.5 MB per vector, about 48 MB per run over ten permuted tasks.
+pub const AUTO_RECORD_WEIGHTS_MAX_PARAMS: usize = 100_000;
+
+/// When results store weights and Fisher diagonals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordWeights {
+    /// For networks of at most [`AUTO_RECORD_WEIGHTS_MAX_PARAMS`] parameters.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl RecordWeights {
+    /// Name in files and on the command line.
+    pub fn name(self) -> &'static str {
+        Named::name(self)
+    }
+
+    /// Decides whether a network with `parameters` parameters gets its weights stored.
+    pub fn applies_to(self, parameters: usize) -> bool {
+        match self {
+            Self::Auto => parameters <= AUTO_RECORD_WEIGHTS_MAX_PARAMS,
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
 }
 
 impl Default for TrainingConfig {
@@ -442,13 +487,15 @@ impl Default for TrainingConfig {
             limit: None,
             eval_every: 100,
             eval_limit: Some(1000),
+            insights: true,
+            record_weights: RecordWeights::Auto,
         }
     }
 }
 
 impl TrainingConfig {
     /// Names accepted after `training.` by `--set`.
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 10] = [
         "optimizer",
         "learning_rate",
         "momentum",
@@ -457,6 +504,8 @@ impl TrainingConfig {
         "limit",
         "eval_every",
         "eval_limit",
+        "insights",
+        "record_weights",
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -481,6 +530,8 @@ impl TrainingConfig {
             "limit" => self.limit = parse_count_or_all(&key, value)?,
             "eval_every" => self.eval_every = parse_count(&key, value)?,
             "eval_limit" => self.eval_limit = parse_count_or_all(&key, value)?,
+            "insights" => self.insights = parse_switch(&key, value)?,
+            "record_weights" => self.record_weights = parse_named(&key, value)?,
             _ => return Err(ConfigError::UnknownKey { key, valid: all_keys_joined() }),
         }
         Ok(())
@@ -1205,6 +1256,17 @@ impl Named for FisherKind {
     }
 }
 
+impl Named for RecordWeights {
+    const ALL: &'static [Self] = &[Self::Auto, Self::On, Self::Off];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+}
+
 impl HeadMode {
     /// Name in files and on the command line.
     pub fn name(self) -> &'static str {
@@ -1231,6 +1293,15 @@ fn parse_named<T: Named>(field: &str, value: &str) -> Result<T, ConfigError> {
         let names: Vec<&str> = T::ALL.iter().map(|candidate| candidate.name()).collect();
         invalid(field, value, &format!("one of {}", names.join(", ")))
     })
+}
+
+/// Parses an on/off setting: `on` or `true`, `off` or `false`.
+fn parse_switch(field: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(invalid(field, value, "on or off")),
+    }
 }
 
 /// The valid ranges of floating-point settings. NaN and infinities are outside all of them.
@@ -1881,6 +1952,8 @@ mod tests {
             "training.limit=2000",
             "training.eval_every=50",
             "training.eval_limit=all",
+            "training.insights=off",
+            "training.record_weights=on",
             "head=per-task",
             "seed=42",
         ] {
@@ -1897,6 +1970,8 @@ mod tests {
             limit: Some(2000),
             eval_every: 50,
             eval_limit: None,
+            insights: false,
+            record_weights: RecordWeights::On,
         };
         assert_eq!(config.training, expected, "every training field set from its text");
         assert_eq!(config.head, HeadMode::PerTask, "head set");
@@ -1919,6 +1994,30 @@ mod tests {
 
         let rate = apply_set(&mut config, "training.learning_rate=-1").expect_err("negative");
         assert!(rate.to_string().contains("a finite number > 0"), "gives the range: {rate}");
+    }
+
+    #[test]
+    fn insight_settings_parse_and_apply_by_size() {
+        let mut config = seed_preset();
+        assert!(config.training.insights, "insights are on by default");
+        assert_eq!(config.training.record_weights, RecordWeights::Auto, "auto by default");
+
+        let switch = apply_set(&mut config, "training.insights=maybe").expect_err("not a switch");
+        assert!(switch.to_string().contains("expected on or off"), "gives the values: {switch}");
+        let record = apply_set(&mut config, "training.record_weights=yes").expect_err("unknown");
+        assert!(record.to_string().contains("one of auto, on, off"), "lists values: {record}");
+
+        let seed_cnn = 54_410;
+        let mlp = 478_410;
+        assert!(RecordWeights::Auto.applies_to(seed_cnn), "auto stores the seed CNN");
+        assert!(!RecordWeights::Auto.applies_to(mlp), "auto skips the 2x400 MLP");
+        assert!(RecordWeights::On.applies_to(mlp), "on stores any network");
+        assert!(!RecordWeights::Off.applies_to(seed_cnn), "off stores nothing");
+
+        let older: TrainingConfig =
+            serde_json::from_str(r#"{"epochs": 2}"#).expect("a file without the new fields reads");
+        assert!(older.insights, "missing insights reads as on");
+        assert_eq!(older.record_weights, RecordWeights::Auto, "missing record_weights is auto");
     }
 
     #[test]

@@ -10,11 +10,14 @@
 //!   from the accuracy matrix `R[i][j]` (accuracy on task `j` after training task `i`).
 //! - [`results`]: `results.json` and `results.csv`, and the comparison table printed after a
 //!   headless run.
+//! - [`insights`]: what each run records for the insight views: distances from the previous
+//!   task's weights, Fisher diagonals, and optionally the weights after each task.
 //!
 //! Every file is written to a temporary file in the target directory, flushed to disk and then
 //! renamed over the target, so a reader sees either the old file or the complete new one.
 
 pub mod config;
+pub mod insights;
 pub mod metrics;
 pub mod results;
 pub mod runner;

@@ -25,16 +25,44 @@
 //!     },
 //!     "curve": [{ "step": 100, "task": 0, "accuracy": [0.93, 0.11], "loss": 0.41, "penalty": null }],
 //!     "train_seconds": 41.5,
-//!     "fisher_seconds": 1.2
+//!     "fisher_seconds": 1.2,
+//!     "insights": {
+//!       "layout": {
+//!         "entries": [{ "name": "conv1.weight", "offset": 0, "len": 288, "shape": [32, 1, 3, 3],
+//!                       "fan_in": 9, "part": "features" }, "..."],
+//!         "len": 54410
+//!       },
+//!       "distances": [{ "step": 1000, "task": 1, "euclidean": 0.83, "fisher_weighted": 0.0012 }],
+//!       "weights_after_task": ["<base64>", "<base64>"],
+//!       "fishers": [{ "task": 0, "source": "method", "kind": "exact", "samples": 1000,
+//!                     "values": "<base64>" }],
+//!       "fisher_seconds": 0.0
+//!     }
 //!   }]
 //! }
 //! ```
 //!
 //! Accuracies are fractions in [0, 1]. `step` counts optimizer steps from the start of the run,
-//! across tasks. A point's `loss` is the mean training loss since the previous point and its
-//! `penalty` the mean penalty term over the same steps; both are `null` where there is nothing
-//! to average, and `penalty` is `null` for methods without a penalty. serde_json writes NaN and
-//! infinities as `null`, so a diverged loss reads back as `None`.
+//! across tasks. A point's `loss` is the mean training cross-entropy since the previous point.
+//! Its `penalty` is the penalty term λ/2 Σ F (θ − θ*)² at the point for L2, EWC and online EWC,
+//! and the mean distillation term since the previous point for LwF. Both are `null` where there
+//! is nothing to report, and `penalty` is `null` for methods without such a term. serde_json
+//! writes NaN and infinities as `null`, so a diverged loss reads back as `None`.
+//!
+//! `insights` is present when `training.insights` was on (the default); files without it still
+//! load. It contains what the insight views need (see [`super::insights`]):
+//!
+//! - `layout`: the flat parameter layout, so the stored vectors can be sliced into named
+//!   tensors without rebuilding the network;
+//! - `distances`: at each curve point from the second task on, ‖θ − θ*‖₂ (`euclidean`) and
+//!   Σᵢ Fᵢ (θᵢ − θ*ᵢ)² (`fisher_weighted`), θ* the weights after the previous task and F the
+//!   Fisher diagonal at θ*;
+//! - `fishers`: per finished task but the last, how the Fisher diagonal at the weights after it
+//!   was estimated (`source` `method` for EWC's own, `insights` for a pass run for these views,
+//!   `reused_from` naming the run whose bit-identical weights gave it);
+//! - `weights_after_task` and each Fisher's `values`: only when `training.record_weights` was on,
+//!   or `auto` on a network of at most 100,000 parameters. Each is one little-endian `f32` per
+//!   parameter in layout order, base64-encoded.
 //!
 //! `results.csv` has one row per run and evaluation: the curve points, the rows of the accuracy
 //! matrix and the baseline, told apart by the `source` column, so a spreadsheet or data frame
@@ -54,6 +82,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::config::{ExperimentConfig, Method, RunSpec};
+use super::insights::RunInsights;
 use super::metrics::Metrics;
 
 /// Value of the `format` field this build writes and reads.
@@ -85,6 +114,18 @@ pub enum ResultsError {
         path: PathBuf,
         /// The parser error, with line and column.
         source: serde_json::Error,
+    },
+    /// A run's insights do not fit their own parameter layout.
+    #[error("invalid results file {path}: run {run} ({label}): {message}", path = path.display())]
+    InvalidInsights {
+        /// The file.
+        path: PathBuf,
+        /// Index of the run in `runs`.
+        run: usize,
+        /// The run's label.
+        label: String,
+        /// What does not match.
+        message: String,
     },
     /// The JSON has no `format` field, so it is not a results file.
     #[error(
@@ -171,7 +212,8 @@ pub struct CurvePoint {
     pub accuracy: Vec<f64>,
     /// Mean training loss since the previous point.
     pub loss: Option<f64>,
-    /// Mean penalty term since the previous point; `None` for methods without one.
+    /// Penalty term at this point (L2, EWC, online EWC) or mean distillation term since the
+    /// previous point (LwF); `None` for methods without one.
     pub penalty: Option<f64>,
 }
 
@@ -206,6 +248,9 @@ pub struct RunResult {
     /// Wall-clock seconds spent estimating the Fisher; `None` for methods without one.
     #[serde(default)]
     pub fisher_seconds: Option<f64>,
+    /// What the insight views need; `None` when the run recorded no insights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insights: Option<RunInsights>,
 }
 
 impl RunResult {
@@ -224,6 +269,7 @@ impl RunResult {
             curve: Vec::new(),
             train_seconds: 0.0,
             fisher_seconds: None,
+            insights: None,
         }
     }
 
@@ -405,7 +451,8 @@ struct FormatProbe {
     format: Option<serde_json::Value>,
 }
 
-/// Reads a results file, checking its `format` before the rest.
+/// Reads a results file, checking its `format` before the rest and each run's insights
+/// against their parameter layout.
 pub fn load_results(path: &Path) -> Result<Results, ResultsError> {
     let text = fs::read_to_string(path)
         .map_err(|source| ResultsError::Read { path: path.to_owned(), source })?;
@@ -422,7 +469,19 @@ pub fn load_results(path: &Path) -> Result<Results, ResultsError> {
             });
         }
     }
-    serde_json::from_str(&text).map_err(parse_error)
+    let results: Results = serde_json::from_str(&text).map_err(parse_error)?;
+
+    for (index, run) in results.runs.iter().enumerate() {
+        if let Some(Err(message)) = run.insights.as_ref().map(RunInsights::check) {
+            return Err(ResultsError::InvalidInsights {
+                path: path.to_owned(),
+                run: index,
+                label: run.label.clone(),
+                message,
+            });
+        }
+    }
+    Ok(results)
 }
 
 /// Formats a time as RFC 3339 in UTC with whole seconds, such as `2024-02-29T00:00:00Z`.
@@ -624,6 +683,72 @@ mod tests {
         let parsed: Results = serde_json::from_str(&json).expect("written results parse");
 
         assert_eq!(parsed, results, "results survive a round trip");
+    }
+
+    /// Adds insights with stored weights and one Fisher diagonal to the ewc run.
+    fn with_insights(mut results: Results) -> Results {
+        use crate::experiment::insights::{AnchorDistance, FisherRecord, FisherSource, ParamVector};
+        use crate::model::{Architecture, Network};
+
+        let layout = Network::new(&Architecture::SeedCnn, &[10]).layout;
+        let len = layout.len;
+        let mut insights = RunInsights::new(layout);
+        let ramp = |scale: f32| ParamVector((0..len).map(|i| scale * i as f32).collect());
+        insights.weights_after_task = vec![ramp(1e-3), ramp(2e-3)];
+        insights.fishers = vec![FisherRecord {
+            task: 0,
+            source: FisherSource::Method,
+            kind: crate::experiment::config::FisherKind::Exact,
+            samples: 1000,
+            reused_from: None,
+            values: Some(ramp(1e-6)),
+        }];
+        insights.distances =
+            vec![AnchorDistance { step: 1000, task: 1, euclidean: Some(0.83), fisher_weighted: None }];
+        results.runs[0].insights = Some(insights);
+        results
+    }
+
+    #[test]
+    fn results_with_insights_round_trip() {
+        let dir = scratch_dir("insights");
+        let results = with_insights(sample_results());
+
+        results.save_to_dir(&dir).expect("saving should succeed");
+        let loaded = load_results(&dir.join(RESULTS_JSON)).expect("loading should succeed");
+
+        assert_eq!(loaded, results, "weights, Fisher and distances survive the file");
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join(RESULTS_JSON)).expect("readable"))
+                .expect("valid JSON");
+        let insights = &json["runs"][0]["insights"];
+        assert_eq!(insights["layout"]["entries"][0]["name"], "conv1.weight", "layout names");
+        assert_eq!(
+            insights["layout"]["entries"][0]["shape"],
+            serde_json::json!([32, 1, 3, 3]),
+            "layout shapes"
+        );
+        assert!(insights["weights_after_task"][0].is_string(), "weights as base64 text");
+        assert_eq!(insights["fishers"][0]["source"], "method", "Fisher source");
+        assert!(json["runs"][1].get("insights").is_none(), "no insights key without insights");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn load_rejects_insights_that_miss_their_layout() {
+        let dir = scratch_dir("bad-insights");
+        let mut results = with_insights(sample_results());
+        if let Some(insights) = results.runs[0].insights.as_mut() {
+            insights.weights_after_task[1].0.truncate(10);
+        }
+        results.save_to_dir(&dir).expect("saving should succeed");
+
+        let error = load_results(&dir.join(RESULTS_JSON)).expect_err("short weight vector");
+
+        let message = error.to_string();
+        assert!(message.contains("run 0 (ewc λ=1000)"), "names the run: {message}");
+        assert!(message.contains("weights_after_task[1] has 10 values"), "says what: {message}");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

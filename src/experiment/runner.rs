@@ -3,6 +3,11 @@
 //! The runner knows nothing about terminals or windows: it sends [`RunEvent`]s over a channel
 //! and returns [`Results`]. A failing or diverging run ends with its status and message and the
 //! next run starts; a cancel flag stops the current run and marks the rest cancelled.
+//!
+//! With `training.insights` on, each run also records the numbers behind the insight views
+//! (see [`super::insights`]): its weights are read back at every curve point to measure their
+//! distance from the previous task's weights, and runs whose method estimates no Fisher get a
+//! Fisher pass at those weights after each task but the last.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +18,11 @@ use std::time::Instant;
 use thiserror::Error;
 
 use super::config::{DatasetSource, ExperimentConfig, HeadMode, Optimizer, RunSpec, SequenceConfig, expand_runs};
+use super::insights::{FisherCache, FisherEstimator, FisherRecord, FisherSource, InsightRecorder};
 use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus};
 use crate::data::{self, DataError, Task};
 use crate::gpu::{GpuContext, GpuError, GpuTrainer};
-use crate::methods::{MethodState, head_for};
+use crate::methods::{self, MethodState, head_for};
 use crate::model::{IMAGE_PIXELS, Network};
 use crate::reference::OptimizerKind;
 use crate::rng::Rng;
@@ -173,7 +179,8 @@ pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
 }
 
 /// Runs every run of `config` in turn and returns the results; runs after a cancel are marked
-/// cancelled without training.
+/// cancelled without training. The runs share one [`FisherCache`], so the insight Fisher pass
+/// at the weights after the first task runs once for all runs that reach them.
 pub fn run_experiment(
     ctx: &Arc<GpuContext>,
     config: &ExperimentConfig,
@@ -183,6 +190,7 @@ pub fn run_experiment(
 ) -> Results {
     let mut results = Results::new(config.clone(), device_info(ctx));
     results.tasks = prepared.tasks.iter().map(|t| t.name.clone()).collect();
+    let fisher_cache = FisherCache::new();
     for (index, run) in expand_runs(config).iter().enumerate() {
         let result = if cancel.load(Ordering::Relaxed) {
             let mut r = RunResult::new(run);
@@ -190,7 +198,7 @@ pub fn run_experiment(
             r.message = "cancelled before it started".to_owned();
             r
         } else {
-            run_one(ctx, config, prepared, run, index, events, cancel)
+            run_one_with_cache(ctx, config, prepared, run, index, events, cancel, &fisher_cache).0
         };
         // A closed channel only means nobody is listening any more.
         let _ = events.send(RunEvent::Finished { run: index, result: Box::new(result.clone()) });
@@ -232,11 +240,34 @@ pub fn run_one_with_artifacts(
     events: &Sender<RunEvent>,
     cancel: &AtomicBool,
 ) -> (RunResult, RunArtifacts) {
+    run_one_with_cache(ctx, config, prepared, run, index, events, cancel, &FisherCache::new())
+}
+
+/// [`run_one_with_artifacts`], reusing the insight Fisher diagonals of earlier runs in
+/// `fisher_cache` and adding its own. Runs on several threads may share one cache.
+#[allow(clippy::too_many_arguments)]
+pub fn run_one_with_cache(
+    ctx: &Arc<GpuContext>,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+    run: &RunSpec,
+    index: usize,
+    events: &Sender<RunEvent>,
+    cancel: &AtomicBool,
+    fisher_cache: &FisherCache,
+) -> (RunResult, RunArtifacts) {
     let mut result = RunResult::new(run);
     let mut artifacts = RunArtifacts::default();
+    let mut insights = config.training.insights.then(|| {
+        let layout = Network::new(&config.architecture, &prepared.head_outputs()).layout;
+        let store_tensors = config.training.record_weights.applies_to(layout.len);
+        InsightRecorder::new(layout, store_tensors)
+    });
     let started = Instant::now();
-    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result, &mut artifacts);
-    result.train_seconds = started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0);
+    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result, &mut artifacts, insights.as_mut(), fisher_cache);
+    let insight_seconds = insights.as_ref().map_or(0.0, InsightRecorder::fisher_seconds);
+    result.train_seconds = started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0) - insight_seconds;
+    result.insights = insights.map(InsightRecorder::finish);
     match outcome {
         Ok(status) => result.status = status,
         Err(message) => {
@@ -309,6 +340,8 @@ fn train_run(
     cancel: &AtomicBool,
     result: &mut RunResult,
     artifacts: &mut RunArtifacts,
+    mut insights: Option<&mut InsightRecorder>,
+    fisher_cache: &FisherCache,
 ) -> Result<RunStatus, String> {
     let mut method = MethodState::new(run.method.clone());
     let net = Network::new(&config.architecture, &prepared.head_outputs());
@@ -352,14 +385,14 @@ fn train_run(
                 }
                 if steps_since_point >= training.eval_every {
                     steps_since_point = 0;
-                    if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result).map_err(gpu)? {
+                    if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result, insights.as_deref_mut()).map_err(gpu)? {
                         result.message = diverged;
                         return Ok(RunStatus::Diverged);
                     }
                 }
             }
         }
-        if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result).map_err(gpu)? {
+        if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result, insights.as_deref_mut()).map_err(gpu)? {
             result.message = diverged;
             return Ok(RunStatus::Diverged);
         }
@@ -372,11 +405,20 @@ fn train_run(
             row.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
         )));
         result.accuracy.push(row);
-        artifacts.weights_after_task.push(trainer.params().map_err(gpu)?);
+        let weights = trainer.params().map_err(gpu)?;
+        artifacts.weights_after_task.push(weights.clone());
         if t + 1 < task_count {
+            let own_fishers = method.fishers.len();
             if let Some(seconds) = method.after_task(&mut trainer, &prepared.tasks, t, prepared.head_mode, config.seed).map_err(gpu)? {
                 *result.fisher_seconds.get_or_insert(0.0) += seconds;
             }
+            if let Some(recorder) = insights.as_deref_mut() {
+                let anchor = AnchorFisher { config, prepared, run, task: t, weights: &weights, cache: fisher_cache };
+                let fisher = anchor.fisher(&mut trainer, &method, own_fishers, recorder).map_err(gpu)?;
+                recorder.finish_task(weights, Some(fisher));
+            }
+        } else if let Some(recorder) = insights.as_deref_mut() {
+            recorder.finish_task(weights, None);
         }
     }
     artifacts.fishers = method.fishers;
@@ -395,6 +437,7 @@ fn record_point(
     index: usize,
     events: &Sender<RunEvent>,
     result: &mut RunResult,
+    insights: Option<&mut InsightRecorder>,
 ) -> Result<Option<String>, GpuError> {
     let stats = trainer.take_train_stats()?;
     if stats.batches == 0 {
@@ -422,7 +465,78 @@ fn record_point(
         loss: Some(f64::from(stats.mean_loss)),
         penalty,
     };
+    if let Some(recorder) = insights
+        && recorder.has_anchor()
+    {
+        recorder.record_distance(step, task, &trainer.params()?);
+    }
     let _ = events.send(RunEvent::Evaluated { run: index, point: point.clone() });
     result.curve.push(point);
     Ok(None)
+}
+
+/// The Fisher diagonal at the weights after one task, for the insight views.
+struct AnchorFisher<'a> {
+    config: &'a ExperimentConfig,
+    prepared: &'a PreparedTasks,
+    run: &'a RunSpec,
+    task: usize,
+    weights: &'a [f32],
+    cache: &'a FisherCache,
+}
+
+impl AnchorFisher<'_> {
+    /// Takes the method's own diagonal when `after_task` estimated one (the method then holds
+    /// more than `own_fishers`), else a cached diagonal at bit-identical weights, else runs a
+    /// Fisher pass with the experiment's insight estimator and adds its time to `recorder`.
+    fn fisher(
+        &self,
+        trainer: &mut GpuTrainer,
+        method: &MethodState,
+        own_fishers: usize,
+        recorder: &mut InsightRecorder,
+    ) -> Result<(FisherRecord, Vec<f32>), GpuError> {
+        let available = self.prepared.tasks[self.task].train.len();
+        let label = self.run.label.as_str();
+
+        if method.fishers.len() > own_fishers
+            && let (Some(values), Some(estimator)) = (method.fishers.last(), FisherEstimator::of_method(method.spec()))
+        {
+            self.cache.insert(self.task, estimator, self.weights, values, label);
+            return Ok((self.record(FisherSource::Method, estimator, available, None), values.clone()));
+        }
+
+        let estimator = FisherEstimator::for_insights(self.config);
+        if let Some((values, from_run)) = self.cache.find(self.task, estimator, self.weights) {
+            log::debug!("{label}: reusing the Fisher after task {} from {from_run}", self.task + 1);
+            return Ok((self.record(FisherSource::Insights, estimator, available, Some(from_run)), values));
+        }
+
+        let started = Instant::now();
+        let head_mode = self.prepared.head_mode;
+        let values = methods::fisher_diagonal(
+            trainer,
+            &self.prepared.tasks[self.task],
+            head_for(head_mode, self.task),
+            head_mode,
+            estimator.kind,
+            estimator.samples,
+            self.config.seed,
+            self.task,
+        )?;
+        recorder.add_fisher_seconds(started.elapsed().as_secs_f64());
+        self.cache.insert(self.task, estimator, self.weights, &values, label);
+        Ok((self.record(FisherSource::Insights, estimator, available, None), values))
+    }
+
+    fn record(&self, source: FisherSource, estimator: FisherEstimator, available: usize, reused_from: Option<String>) -> FisherRecord {
+        FisherRecord {
+            task: self.task,
+            source,
+            kind: estimator.kind,
+            samples: estimator.samples_used(available),
+            reused_from,
+            values: None,
+        }
+    }
 }

@@ -162,7 +162,7 @@ pub fn trainable_mask(net: &Network, head: usize, freeze_features: bool) -> Vec<
 /// The Fisher diagonal of task `task` over `samples` of its training images (all when `None`),
 /// chosen by a seeded shuffle.
 #[allow(clippy::too_many_arguments)]
-fn fisher_diagonal(
+pub fn fisher_diagonal(
     trainer: &mut GpuTrainer,
     task: &Task,
     head: usize,
