@@ -16,7 +16,7 @@ pub const MAX_PANELS_PER_ROW: usize = 3;
 
 /// Matplotlib's "tab10" palette: distinct hues that readers of papers know from default
 /// matplotlib figures. Task `i` and method `i` take colour `i`.
-const PALETTE: [Color32; 10] = [
+pub(super) const PALETTE: [Color32; 10] = [
     Color32::from_rgb(31, 119, 180),
     Color32::from_rgb(255, 127, 14),
     Color32::from_rgb(44, 160, 44),
@@ -42,14 +42,11 @@ const ACCURACY_COLOUR_STOPS: [Color32; 5] = [
 /// Fill of accuracy-matrix cells for tasks a stopped run never reached.
 const MISSING_CELL_COLOUR: Color32 = Color32::from_gray(225);
 
-const LINE_WIDTH: f32 = 1.75;
-const TASK_MARKER_COLOUR: Color32 = Color32::from_gray(120);
+pub(super) const LINE_WIDTH: f32 = 1.75;
+pub(super) const TASK_MARKER_COLOUR: Color32 = Color32::from_gray(120);
 /// Top of the accuracy axis of the curves, in percent: room above 100 % for the task names at
 /// the task-start markers.
 const ACCURACY_AXIS_MAX: f64 = 108.0;
-/// Width of the value axis of the loss and penalty panels, in points: room for labels such as
-/// `0.0025`.
-const PENALTY_Y_AXIS_WIDTH: f32 = 56.0;
 
 /// Colour of task `task`'s line in every panel.
 pub fn task_colour(task: usize) -> Color32 {
@@ -89,20 +86,20 @@ pub fn accuracy_colour(percent: f64) -> Color32 {
 }
 
 /// Title of a run's panel: its label, with the status when the run did not complete.
-fn panel_title(run: &RunResult) -> String {
+pub(super) fn panel_title(run: &RunResult) -> String {
     match run.status {
         RunStatus::Completed => run.label.clone(),
         status => format!("{} ({})", run.label, status.name()),
     }
 }
 
-fn figure_heading(ui: &mut Ui, results: &Results, description: &str) {
+pub(super) fn figure_heading(ui: &mut Ui, results: &Results, description: &str) {
     ui.label(RichText::new(format!("{}: {description}", results.config.name)).heading());
 }
 
 /// Lays out `count` panels in rows of at most [`MAX_PANELS_PER_ROW`], dividing the space
 /// left in `ui` evenly, and calls `draw_panel` with each panel's `Ui` and index.
-fn panel_grid(ui: &mut Ui, count: usize, mut draw_panel: impl FnMut(&mut Ui, usize)) {
+pub(super) fn panel_grid(ui: &mut Ui, count: usize, mut draw_panel: impl FnMut(&mut Ui, usize)) {
     let columns = count.clamp(1, MAX_PANELS_PER_ROW);
     let rows = count.div_ceil(columns).max(1);
     let spacing = ui.spacing().item_spacing;
@@ -379,7 +376,12 @@ pub fn draw_accuracy_colour_scale(ui: &mut Ui) {
 }
 
 /// Draws the stability–plasticity trade-off: for each run that finished every task, the mean
-/// accuracy on the old tasks against the accuracy on the last task, one series per method.
+/// accuracy on the old tasks against the accuracy on the last task.
+///
+/// Runs of one method that differ in a parameter form a sweep ([`series::sweeps`]): a line in
+/// the method's colour through its points in order of the parameter, each point labelled with
+/// its value (`λ=1000`). Several methods' sweeps share the plot. Fine-tuning (square) and joint
+/// training (diamond) are the reference points: the usual lower and upper bounds.
 pub fn draw_tradeoff(ui: &mut Ui, results: &Results) {
     figure_heading(
         ui,
@@ -387,20 +389,22 @@ pub fn draw_tradeoff(ui: &mut Ui, results: &Results) {
         "old-task against new-task accuracy after the last task",
     );
     let task_count = results.tasks.len();
-    let mut points: Vec<(&RunResult, Tradeoff)> = Vec::new();
-    let mut left_out = Vec::new();
-    for run in &results.runs {
-        match series::tradeoff(&run.accuracy, task_count) {
-            Some(tradeoff) => points.push((run, tradeoff)),
-            None => left_out.push(panel_title(run)),
-        }
-    }
+    let sweeps = series::sweeps(results);
+    let left_out: Vec<String> = results
+        .runs
+        .iter()
+        .filter(|run| series::tradeoff(&run.accuracy, task_count).is_none())
+        .map(panel_title)
+        .collect();
     draw_tradeoff_notes(ui, task_count, &left_out);
 
+    let points: Vec<Tradeoff> = sweeps
+        .iter()
+        .flat_map(|sweep| sweep.points.iter().map(|point| point.tradeoff))
+        .collect();
     let (x_range, y_range) = tradeoff_bounds(&points);
     let label_offset = 0.015 * (x_range.1 - x_range.0);
     let last_task = results.tasks.last().map_or("the last task", String::as_str);
-    let text_colour = ui.visuals().text_color();
     let plot = Plot::new("tradeoff")
         .width(ui.available_width())
         .height(ui.available_height())
@@ -414,33 +418,63 @@ pub fn draw_tradeoff(ui: &mut Ui, results: &Results) {
         .x_axis_label(format!("new task: accuracy on {last_task} (%)"))
         .y_axis_label("old tasks: mean accuracy (%)");
     plot.show(ui, |plot_ui| {
-        for method in Method::ALL {
-            let coordinates: Vec<[f64; 2]> = points
+        for sweep in &sweeps {
+            let colour = method_colour(sweep.method);
+            let name = sweep_legend_name(sweep);
+            let coordinates: Vec<[f64; 2]> = sweep
+                .points
                 .iter()
-                .filter(|(run, _)| run.method == method)
-                .map(|(_, tradeoff)| [100.0 * tradeoff.new_task, 100.0 * tradeoff.old_tasks])
+                .map(|point| tradeoff_percent(point.tradeoff))
                 .collect();
-            if coordinates.is_empty() {
-                continue;
+            if sweep.parameter.is_some() && coordinates.len() > 1 {
+                let line = Line::new(name.as_str(), PlotPoints::new(coordinates.clone()))
+                    .color(colour)
+                    .width(LINE_WIDTH);
+                plot_ui.line(line);
             }
-            let markers = Points::new(method.name(), PlotPoints::new(coordinates))
-                .color(method_colour(method))
-                .shape(MarkerShape::Circle)
+            let (shape, radius) = tradeoff_marker(sweep.method);
+            let markers = Points::new(name.as_str(), PlotPoints::new(coordinates))
+                .color(colour)
+                .shape(shape)
                 .filled(true)
-                .radius(5.0);
+                .radius(radius);
             plot_ui.points(markers);
-        }
-        for (run, tradeoff) in &points {
-            let position = PlotPoint::new(
-                100.0 * tradeoff.new_task + label_offset,
-                100.0 * tradeoff.old_tasks,
-            );
-            let label = RichText::new(run.label.as_str())
-                .text_style(TextStyle::Body)
-                .color(text_colour);
-            plot_ui.text(Text::new("", position, label).anchor(Align2::LEFT_CENTER));
+
+            for point in &sweep.points {
+                let [x, y] = tradeoff_percent(point.tradeoff);
+                let label = RichText::new(point.label.as_str())
+                    .text_style(TextStyle::Body)
+                    .color(colour);
+                let text = Text::new("", PlotPoint::new(x + label_offset, y), label)
+                    .anchor(Align2::LEFT_CENTER);
+                plot_ui.text(text);
+            }
         }
     });
+}
+
+/// Returns a point's position on the trade-off plot: new-task and old-task accuracy in percent.
+fn tradeoff_percent(tradeoff: Tradeoff) -> [f64; 2] {
+    [100.0 * tradeoff.new_task, 100.0 * tradeoff.old_tasks]
+}
+
+/// Names a sweep in the trade-off legend, marking the reference methods as bounds.
+fn sweep_legend_name(sweep: &series::Sweep) -> String {
+    match sweep.method {
+        Method::Finetune => format!("{} (lower bound)", sweep.name()),
+        Method::Joint => format!("{} (upper bound)", sweep.name()),
+        _ => sweep.name(),
+    }
+}
+
+/// Returns the marker shape and radius of a method's trade-off points: larger squares and
+/// diamonds for the reference methods, circles for the rest.
+fn tradeoff_marker(method: Method) -> (MarkerShape, f32) {
+    match method {
+        Method::Finetune => (MarkerShape::Square, 6.5),
+        Method::Joint => (MarkerShape::Diamond, 7.5),
+        _ => (MarkerShape::Circle, 5.0),
+    }
 }
 
 /// Draws a note saying why the trade-off has no points, or which runs it leaves out.
@@ -459,7 +493,7 @@ fn draw_tradeoff_notes(ui: &mut Ui, task_count: usize, left_out: &[String]) {
 
 /// Computes axis ranges in percent around the points, padded so that markers and labels fit
 /// and kept within 0–100 where the data allows. Without points both axes span 0–100.
-fn tradeoff_bounds(points: &[(&RunResult, Tradeoff)]) -> ((f64, f64), (f64, f64)) {
+fn tradeoff_bounds(points: &[Tradeoff]) -> ((f64, f64), (f64, f64)) {
     if points.is_empty() {
         return ((0.0, 100.0), (0.0, 100.0));
     }
@@ -472,8 +506,8 @@ fn tradeoff_bounds(points: &[(&RunResult, Tradeoff)]) -> ((f64, f64), (f64, f64)
             (high + padding).min(100.0).max(high),
         )
     };
-    let (x_low, x_high) = range(points.iter().map(|(_, t)| 100.0 * t.new_task).collect());
-    let (y_low, y_high) = range(points.iter().map(|(_, t)| 100.0 * t.old_tasks).collect());
+    let (x_low, x_high) = range(points.iter().map(|t| 100.0 * t.new_task).collect());
+    let (y_low, y_high) = range(points.iter().map(|t| 100.0 * t.old_tasks).collect());
     // Labels extend to the right of their points; leave them a quarter of the width.
     let x_high = x_high + 0.25 * (x_high - x_low);
     ((x_low, x_high), (y_low, y_high))
@@ -486,88 +520,67 @@ pub fn has_penalty(run: &RunResult) -> bool {
         .any(|point| point.penalty.is_some_and(f64::is_finite))
 }
 
-/// Draws run `run_index`'s mean training loss and mean penalty term between evaluations, in
-/// two panels over the same steps, with the task starts marked.
+/// Draws run `run_index`'s training loss and penalty term over steps on one plot, with the task
+/// starts marked.
+///
+/// Both are terms of the loss the optimizer minimises (the penalty λ/2 Σ F (θ − θ*)², or LwF's
+/// distillation term), so one axis shows how large the penalty is next to the task's loss.
 pub fn draw_loss_and_penalty(ui: &mut Ui, results: &Results, run_index: usize) {
     let Some(run) = results.runs.get(run_index) else {
         return;
     };
+    let penalty = penalty_name(run.method);
     figure_heading(
         ui,
         results,
-        &format!(
-            "training loss and {} of {}",
-            penalty_name(run.method),
-            panel_title(run)
-        ),
+        &format!("training loss and {penalty} of {}", panel_title(run)),
     );
 
-    let height = (ui.available_height() - ui.spacing().item_spacing.y) / 2.0;
-    let loss = StepSeries {
-        name: "training loss",
-        colour: PALETTE[0],
-        height,
-    };
-    loss.draw(ui, run, run_index, |point| point.loss);
-    let penalty = StepSeries {
-        name: penalty_name(run.method),
-        colour: PALETTE[3],
-        height,
-    };
-    penalty.draw(ui, run, run_index, |point| point.penalty);
-}
-
-/// One panel of [`draw_loss_and_penalty`]: a value recorded at each evaluation, over steps.
-struct StepSeries {
-    name: &'static str,
-    colour: Color32,
-    height: f32,
-}
-
-impl StepSeries {
-    fn draw(
-        &self,
-        ui: &mut Ui,
-        run: &RunResult,
-        run_index: usize,
-        value: impl Fn(&CurvePoint) -> Option<f64>,
-    ) {
-        let max_step = run
-            .curve
-            .last()
-            .map_or(1.0, |point| (point.step as f64).max(1.0));
-        let plot = Plot::new(("loss-and-penalty", run_index, self.name))
-            .width(ui.available_width())
-            .height(self.height)
-            .default_x_bounds(0.0, max_step)
-            .auto_bounds([false, true])
-            .include_y(0.0)
-            // The same axis width in both panels lines up their step axes.
-            .y_axis_min_width(PENALTY_Y_AXIS_WIDTH)
-            .link_axis(
-                egui::Id::unique(("loss-and-penalty", run_index)),
-                [true, false],
-            )
-            .x_axis_label("optimizer step")
-            .y_axis_label(self.name);
-        plot.show(ui, |plot_ui| {
+    let max_step = run
+        .curve
+        .last()
+        .map_or(1.0, |point| (point.step as f64).max(1.0));
+    let plot = Plot::new(("loss-and-penalty", run_index))
+        .width(ui.available_width())
+        .height(ui.available_height())
+        .default_x_bounds(0.0, max_step)
+        .auto_bounds([false, true])
+        .include_y(0.0)
+        .legend(
+            Legend::default()
+                .position(Corner::RightTop)
+                .follow_insertion_order(true),
+        )
+        .x_axis_label("optimizer step")
+        .y_axis_label("loss term per sample");
+    let terms: [(&str, Color32, CurveValue); 2] = [
+        ("training loss (cross-entropy)", PALETTE[0], |point| {
+            point.loss
+        }),
+        (penalty, PALETTE[3], |point| point.penalty),
+    ];
+    plot.show(ui, |plot_ui| {
+        for (name, colour, value) in terms {
             let values = run.curve.iter().map(|point| (point.step, value(point)));
             for segment in series::defined_segments(values) {
                 plot_ui.line(
-                    Line::new(self.name, PlotPoints::new(segment))
-                        .color(self.colour)
+                    Line::new(name, PlotPoints::new(segment))
+                        .color(colour)
                         .width(LINE_WIDTH),
                 );
             }
-            for start in series::task_starts(&run.curve) {
-                let marker = VLine::new("", start.step as f64)
-                    .color(TASK_MARKER_COLOUR)
-                    .style(LineStyle::dashed_dense());
-                plot_ui.vline(marker);
-            }
-        });
-    }
+        }
+        for start in series::task_starts(&run.curve) {
+            let marker = VLine::new("", start.step as f64)
+                .color(TASK_MARKER_COLOUR)
+                .style(LineStyle::dashed_dense());
+            plot_ui.vline(marker);
+        }
+    });
 }
+
+/// Reads one value from a curve point, such as its loss.
+type CurveValue = fn(&CurvePoint) -> Option<f64>;
 
 /// Names what the runner stores as `penalty` for `method`: LwF's distillation term, the weight
 /// penalty for the other methods.

@@ -13,13 +13,30 @@
 //! - `accuracy-curves.png`: accuracy on every task over training steps, one panel per run.
 //! - `accuracy-matrix.png`: each run's accuracy matrix R[i][j] as a heat map.
 //! - `tradeoff.png`: mean old-task accuracy against new-task accuracy after the last task,
-//!   one point per run that finished every task.
-//! - `penalty-<run>.png`: training loss and penalty term over steps, for each run that
-//!   recorded a penalty (LwF's distillation term counts).
+//!   one point per run that finished every task. A method's runs that differ in a parameter
+//!   are joined into a sweep and labelled with its values. Fine-tuning and joint training are
+//!   the reference points.
+//! - `penalty-<run>.png`: training loss and penalty term over steps on one plot, for each run
+//!   that recorded a penalty (LwF's distillation term counts).
 //!
-//! [`series`] computes the numbers the figures show without drawing anything.
+//! From the insights that runs record ([`crate::experiment::insights`]), drawn by [`insights`]:
+//!
+//! - `fisher-<run>-task<k>.png`: the Fisher diagonal at the weights after task k (counted from
+//!   1): the first layer per input pixel or per kernel, and every layer's values on a log scale.
+//!   One file per distinct diagonal; runs with a bit-identical one are named in the figure.
+//! - `weights-task<k>.png`: per layer, the distribution of θ* (the weights after task k − 1)
+//!   and of the fine-tuning, L2, EWC and online EWC runs' weights after task k.
+//! - `weights-distance.png`: ‖θ − θ*‖₂ and Σ F (θ − θ*)² over training, one line per run.
+//!
+//! The Fisher and weight figures need the stored weights and Fisher values (see
+//! `training.record_weights`); without them they are left out.
+//!
+//! [`series`] and [`insight_series`] compute the numbers the figures show without drawing
+//! anything.
 
 pub mod figures;
+pub mod insight_series;
+pub mod insights;
 pub mod render;
 pub mod series;
 
@@ -27,6 +44,7 @@ pub use figures::{
     draw_accuracy_curve_panel, draw_accuracy_curves, draw_accuracy_matrices,
     draw_accuracy_matrix_panel, draw_loss_and_penalty, draw_tradeoff,
 };
+pub use insights::{draw_anchor_distances, draw_fisher_importance, draw_weight_histograms};
 pub use render::{OffscreenRenderer, RenderError, RenderedImage};
 
 use std::io;
@@ -44,6 +62,8 @@ pub const ACCURACY_CURVES_PNG: &str = "accuracy-curves.png";
 pub const ACCURACY_MATRIX_PNG: &str = "accuracy-matrix.png";
 /// File name of the trade-off figure.
 pub const TRADEOFF_PNG: &str = "tradeoff.png";
+/// File name of the figure of distances from θ*.
+pub const WEIGHTS_DISTANCE_PNG: &str = "weights-distance.png";
 
 /// Pixels per egui point in exported files. At 2, a 420-point panel is 840 pixels wide, about
 /// 250 dpi across a 3.3-inch paper column. Figures larger than the device's texture limit get
@@ -63,6 +83,10 @@ const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
 const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
 /// Room above the panels for the heading, the legend or colour scale, and the page margins.
 const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
+/// Size of a Fisher figure, in points: the first-layer map beside the per-layer histograms.
+const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
+/// Size of one layer's panel in the weight-histogram figure, title included, in points.
+const WEIGHT_PANEL: Vec2 = Vec2::new(460.0, 320.0);
 
 /// An error from writing the plots.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +122,9 @@ struct Figure<'a> {
 /// Renders every figure of `results` into PNG files in `dir`, which must exist, on the
 /// preferred GPU adapter. Returns the paths written, in the order of the module list.
 ///
+/// The figures depend only on `results`, so a results file read back with
+/// [`crate::experiment::load_results`] gives the same figures as the run that wrote it.
+///
 /// Each file is written whole or not at all. The first failure stops the export; files
 /// written before it stay.
 pub fn write_all_plots(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
@@ -106,6 +133,7 @@ pub fn write_all_plots(results: &Results, dir: &Path) -> Result<Vec<PathBuf>, Pl
 }
 
 /// Writes every figure like [`write_all_plots`], on a GPU context the caller already has open.
+/// The insight figures are among them when the runs recorded what they need.
 pub fn write_all_plots_on(
     gpu: &GpuContext,
     results: &Results,
@@ -155,7 +183,7 @@ fn figures_to_export(results: &Results) -> Vec<Figure<'_>> {
     ];
 
     let slugs = series::unique_slugs(results.runs.iter().map(|run| run.label.as_str()));
-    for (index, (run, slug)) in results.runs.iter().zip(slugs).enumerate() {
+    for (index, (run, slug)) in results.runs.iter().zip(&slugs).enumerate() {
         if figures::has_penalty(run) {
             exports.push(Figure {
                 file_name: format!("penalty-{slug}.png"),
@@ -163,6 +191,46 @@ fn figures_to_export(results: &Results) -> Vec<Figure<'_>> {
                 draw: Box::new(move |ui| draw_loss_and_penalty(ui, results, index)),
             });
         }
+    }
+    exports.extend(insight_figures(results, &slugs));
+    exports
+}
+
+/// Lists the insight figures that `results` has the data for.
+fn insight_figures<'a>(results: &'a Results, slugs: &[String]) -> Vec<Figure<'a>> {
+    let mut exports = Vec::new();
+    for view in insight_series::fisher_views(results) {
+        exports.push(Figure {
+            file_name: format!("fisher-{}-task{}.png", slugs[view.run], view.task + 1),
+            size: FISHER_FIGURE,
+            draw: Box::new(move |ui| draw_fisher_importance(ui, results, view.run, view.task)),
+        });
+    }
+
+    let layer_count = results
+        .runs
+        .iter()
+        .find_map(|run| run.insights.as_ref())
+        .map_or(1, |insights| insight_series::layers(&insights.layout).len());
+    for task in insight_series::weight_view_tasks(results) {
+        exports.push(Figure {
+            file_name: format!("weights-task{}.png", task + 1),
+            size: grid_figure_size(layer_count, WEIGHT_PANEL),
+            draw: Box::new(move |ui| draw_weight_histograms(ui, results, task)),
+        });
+    }
+
+    let has_distances = results
+        .runs
+        .iter()
+        .filter_map(|run| run.insights.as_ref())
+        .any(|insights| !insights.distances.is_empty());
+    if has_distances {
+        exports.push(Figure {
+            file_name: WEIGHTS_DISTANCE_PNG.to_owned(),
+            size: SINGLE_FIGURE,
+            draw: Box::new(|ui| draw_anchor_distances(ui, results)),
+        });
     }
     exports
 }
@@ -209,5 +277,7 @@ fn pixel_size(size: Vec2, max_side: u32) -> ([u32; 2], f32) {
     ([side(size.x), side(size.y)], pixels_per_point)
 }
 
+#[cfg(test)]
+mod insight_tests;
 #[cfg(test)]
 mod tests;

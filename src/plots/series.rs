@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::experiment::results::{CurvePoint, Results};
+use crate::experiment::config::Method;
+use crate::experiment::results::{CurvePoint, Results, RunResult};
 
 /// The start of a task on a run's training curve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,4 +147,178 @@ pub fn unique_slugs<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String
         slugs.push(candidate);
     }
     slugs
+}
+
+/// One run's point on the trade-off figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    /// Index of the run in the results.
+    pub run: usize,
+    /// The swept parameter's value, when the sweep has a numeric parameter.
+    pub value: Option<f64>,
+    /// Short label of the point: the swept parameter and its value (`λ=1000`), or the run's
+    /// label when nothing is swept.
+    pub label: String,
+    /// Old-task and new-task accuracy after the last task.
+    pub tradeoff: Tradeoff,
+}
+
+/// Runs of one method that differ in one parameter, ordered by its value: one line on the
+/// trade-off figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    /// The method.
+    pub method: Method,
+    /// The swept parameter under its command-line key, such as `ewc.lambda`; `None` for a
+    /// single run or runs identical in every parameter.
+    pub parameter: Option<String>,
+    /// Other parameters that differ between this method's runs, with this sweep's values
+    /// (`fisher=sampled`), which tell apart several sweeps of one method.
+    pub fixed: Vec<String>,
+    /// The points, by increasing value of the parameter where it is numeric.
+    pub points: Vec<SweepPoint>,
+}
+
+impl Sweep {
+    /// Returns the name of the sweep in the legend: the method, with the fixed parameters.
+    pub fn name(&self) -> String {
+        if self.fixed.is_empty() {
+            self.method.name().to_owned()
+        } else {
+            format!("{} ({})", self.method.name(), self.fixed.join(", "))
+        }
+    }
+}
+
+/// Returns the parameter that sets a method's strength: λ for the penalties, α for LwF.
+pub fn strength_parameter(method: Method) -> Option<&'static str> {
+    match method {
+        Method::L2 => Some("l2.lambda"),
+        Method::Ewc => Some("ewc.lambda"),
+        Method::OnlineEwc => Some("online-ewc.lambda"),
+        Method::Lwf => Some("lwf.alpha"),
+        Method::Finetune | Method::Joint | Method::Frozen => None,
+    }
+}
+
+/// Groups the runs that finished every task into sweeps, one per method in the order of
+/// [`Method::ALL`], split further by any other parameter that differs.
+///
+/// The swept parameter is the method's strength ([`strength_parameter`]) when its runs differ
+/// in it, else the first parameter in which they differ. Each point's accuracies come from
+/// the last row of the run's accuracy matrix, as [`tradeoff`] computes them.
+pub fn sweeps(results: &Results) -> Vec<Sweep> {
+    let task_count = results.tasks.len();
+    let mut sweeps = Vec::new();
+    for method in Method::ALL {
+        let runs: Vec<(usize, &RunResult, Tradeoff)> = results
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, run)| run.method == method)
+            .filter_map(|(index, run)| Some((index, run, tradeoff(&run.accuracy, task_count)?)))
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+
+        let differing: Vec<&String> = runs[0]
+            .1
+            .params
+            .keys()
+            .filter(|key| {
+                runs.iter()
+                    .any(|(_, run, _)| run.params.get(*key) != runs[0].1.params.get(*key))
+            })
+            .collect();
+        let parameter = strength_parameter(method)
+            .and_then(|strength| {
+                differing
+                    .iter()
+                    .find(|key| key.as_str() == strength)
+                    .copied()
+            })
+            .or_else(|| differing.first().copied())
+            .cloned();
+        let fixed_keys: Vec<&String> = differing
+            .into_iter()
+            .filter(|key| Some(*key) != parameter.as_ref())
+            .collect();
+
+        let mut groups: Vec<Sweep> = Vec::new();
+        for (index, run, tradeoff) in runs {
+            let fixed: Vec<String> = fixed_keys
+                .iter()
+                .map(|key| {
+                    format!(
+                        "{}={}",
+                        short_parameter_name(key),
+                        parameter_text(run.params.get(*key))
+                    )
+                })
+                .collect();
+            let value = parameter
+                .as_ref()
+                .and_then(|key| run.params.get(key))
+                .and_then(serde_json::Value::as_f64);
+            let label = match &parameter {
+                Some(key) => format!(
+                    "{}={}",
+                    short_parameter_name(key),
+                    parameter_text(run.params.get(key))
+                ),
+                None => run.label.clone(),
+            };
+            let point = SweepPoint {
+                run: index,
+                value,
+                label,
+                tradeoff,
+            };
+            match groups.iter_mut().find(|sweep| sweep.fixed == fixed) {
+                Some(sweep) => sweep.points.push(point),
+                None => groups.push(Sweep {
+                    method,
+                    parameter: parameter.clone(),
+                    fixed,
+                    points: vec![point],
+                }),
+            }
+        }
+        for sweep in &mut groups {
+            // A stable sort by value keeps run order for equal or non-numeric values.
+            sweep.points.sort_by(|a, b| match (a.value, b.value) {
+                (Some(a), Some(b)) => a.total_cmp(&b),
+                _ => std::cmp::Ordering::Equal,
+            });
+        }
+        sweeps.extend(groups);
+    }
+    sweeps
+}
+
+/// Returns the symbol for a parameter key in point labels: `λ` for `ewc.lambda`, `T` for
+/// `lwf.temperature`, and the part after the method for the rest.
+fn short_parameter_name(key: &str) -> &str {
+    let name = key.rsplit_once('.').map_or(key, |(_, name)| name);
+    match name {
+        "lambda" => "λ",
+        "alpha" => "α",
+        "gamma" => "γ",
+        "temperature" => "T",
+        other => other,
+    }
+}
+
+/// Formats a parameter value as the run labels do: `1000` for 1000.0, names without quotes.
+fn parameter_text(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::Number(number)) => match number.as_f64() {
+            Some(float) => float.to_string(),
+            None => number.to_string(),
+        },
+        Some(other) => other.to_string(),
+        None => "-".to_owned(),
+    }
 }
