@@ -12,3 +12,4 @@ pub mod model;
 pub mod plots;
 pub mod reference;
 pub mod rng;
+pub mod ui;

@@ -1,5 +1,5 @@
 //! The `ewc-workbench` command line: `run`, `inspect`, `bench` and `devices`. Without a
-//! subcommand it will open the workbench window.
+//! subcommand it opens the workbench window.
 
 mod cli;
 
@@ -51,9 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Plot { results, out }) => cli::plot(&results, &out),
         Some(Command::Bench(args)) => cli::bench::bench(&args),
         Some(Command::Devices) => cli::devices(),
-        None => Err(anyhow::anyhow!(
-            "the workbench window is not built yet; run an experiment headless with `ewc-workbench run --preset seed`"
-        )),
+        None => ewc_workbench::ui::run_window().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(code) => code,
