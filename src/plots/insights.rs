@@ -358,6 +358,13 @@ fn round_number_marks(input: GridInput) -> Vec<GridMark> {
         .collect()
 }
 
+/// Labels a mark of [`round_number_marks`] with as many decimals as its step needs: `0.5` for
+/// a step of 0.5, where egui_plot's default formatter rounds to `0`.
+fn round_number_label(mark: GridMark) -> String {
+    let decimals = (-mark.step_size.log10()).ceil().max(0.0) as usize;
+    format!("{:.*}", decimals, mark.value)
+}
+
 /// Labels a mark on a log₁₀ axis with the value it stands for, such as `1e-4`.
 fn power_of_ten(mark: GridMark) -> String {
     let value = 10f64.powf(mark.value);
@@ -407,6 +414,7 @@ pub fn draw_weight_histograms(ui: &mut Ui, results: &Results, task: usize) {
         ui.label(RichText::new(format!("{layer}: {size} parameters")).strong());
         let x_axis = AxisHints::new_x()
             .label("weight")
+            .formatter(|mark, _| round_number_label(mark))
             .label_spacing(X_LABEL_SPACING);
         let mut plot = Plot::new(("weight-histogram", task, index))
             .width(ui.available_width())
@@ -595,5 +603,56 @@ fn shared_task_starts(results: &Results, runs: &[usize]) -> Vec<u64> {
         first_starts
     } else {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(low: f64, high: f64) -> GridInput {
+        GridInput {
+            bounds: (low, high),
+            base_step_size: 1e-6,
+        }
+    }
+
+    #[test]
+    fn round_number_marks_step_by_one_two_five() {
+        let values =
+            |marks: Vec<GridMark>| marks.iter().map(|mark| mark.value).collect::<Vec<f64>>();
+
+        assert_eq!(
+            values(round_number_marks(input(-1.3, 1.1))),
+            [-1.0, -0.5, 0.0, 0.5, 1.0],
+            "step 0.5"
+        );
+        assert_eq!(
+            values(round_number_marks(input(0.0, 12.0))),
+            [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
+            "step 2"
+        );
+    }
+
+    #[test]
+    fn round_number_label_keeps_needed_decimals() {
+        let label = |value, step_size| round_number_label(GridMark { value, step_size });
+
+        assert_eq!(label(-0.5, 0.5), "-0.5", "half steps");
+        assert_eq!(label(0.04, 0.02), "0.04", "steps of 0.02");
+        assert_eq!(label(10.0, 2.0), "10", "whole steps");
+    }
+
+    #[test]
+    fn decade_marks_label_whole_powers_of_ten() {
+        let marks = decade_marks(input(-12.3, -1.2));
+
+        let values: Vec<f64> = marks.iter().map(|mark| mark.value).collect();
+        assert_eq!(
+            values,
+            [-12.0, -10.0, -8.0, -6.0, -4.0, -2.0],
+            "every second decade over 11"
+        );
+        assert_eq!(power_of_ten(marks[1]), "1e-10", "label of 10⁻¹⁰");
     }
 }
