@@ -30,7 +30,7 @@ pub fn histogram_bins(count: usize) -> usize {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FirstLayerImportance {
     /// A dense layer on the image: for each input pixel, the sum over the units it feeds of
-    /// the Fisher entries of their weights from that pixel, Σₒ F[o][pixel]. `values` is
+    /// the Fisher entries of their weights from that pixel, `Σₒ F[o][pixel]`. `values` is
     /// row-major, `side` × `side`.
     Pixels {
         /// Layer name, such as `fc1`.
