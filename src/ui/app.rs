@@ -127,14 +127,26 @@ impl WorkbenchApp {
         let config = match self.setup.build_config() {
             Ok(config) => config,
             Err(message) => {
-                self.log.push(LogLine::error(format!("cannot run: {message}"), "correct the setting in the setup panel and click Run again"));
+                self.log.push(LogLine::error(
+                    format!("cannot run: {message}"),
+                    "correct the setting in the setup panel and click Run again",
+                ));
                 return;
             }
         };
         self.sessions_started += 1;
-        self.log.push(LogLine::info(format!("starting experiment `{}`", config.name)));
+        self.log.push(LogLine::info(format!(
+            "starting experiment `{}`",
+            config.name
+        )));
         self.comparison = ComparisonView::default();
-        let session = Session::start(self.sessions_started, config, self.setup.training_threads(), self.gpu.clone(), self.notifier.clone());
+        let session = Session::start(
+            self.sessions_started,
+            config,
+            self.setup.training_threads(),
+            self.gpu.clone(),
+            self.notifier.clone(),
+        );
         self.session = Some(session);
     }
 
@@ -142,13 +154,15 @@ impl WorkbenchApp {
     pub fn stop_all(&mut self) {
         if let Some(session) = &mut self.session {
             session.stop_all();
-            self.log.push(LogLine::info("stopping every run at its next step"));
+            self.log
+                .push(LogLine::info("stopping every run at its next step"));
         }
     }
 
     /// Draws one frame, background included.
     pub fn show(&mut self, ui: &mut Ui) {
-        ui.painter().rect_filled(ui.max_rect(), 0.0, ui.visuals().panel_fill);
+        ui.painter()
+            .rect_filled(ui.max_rect(), 0.0, ui.visuals().panel_fill);
         self.show_panels(ui);
     }
 
@@ -163,25 +177,44 @@ impl WorkbenchApp {
 
         let side_frame = Frame::side_top_panel(ui.style()).fill(Color32::TRANSPARENT);
         let central_frame = Frame::central_panel(ui.style()).fill(Color32::TRANSPARENT);
-        Panel::top("toolbar").frame(side_frame).show(ui, |ui| self.show_toolbar(ui));
-        Panel::left("setup").frame(side_frame).resizable(true).default_size(340.0).show(ui, |ui| {
-            ScrollArea::vertical().id_salt("setup scroll").show(ui, |ui| {
-                let requests = self.setup.show(ui, !self.files.is_busy());
-                if let Some((action, current)) = requests.file {
-                    self.files.request(action, current.as_deref(), &self.notifier);
-                }
-                if let Some(note) = self.files.note() {
-                    ui.separator();
-                    ui.label(RichText::new(note).small().weak());
-                }
+        Panel::top("toolbar")
+            .frame(side_frame)
+            .show(ui, |ui| self.show_toolbar(ui));
+        Panel::left("setup")
+            .frame(side_frame)
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| {
+                ScrollArea::vertical()
+                    .id_salt("setup scroll")
+                    .show(ui, |ui| {
+                        let requests = self.setup.show(ui, !self.files.is_busy());
+                        if let Some((action, current)) = requests.file {
+                            self.files
+                                .request(action, current.as_deref(), &self.notifier);
+                        }
+                        if let Some(note) = self.files.note() {
+                            ui.separator();
+                            ui.label(RichText::new(note).small().weak());
+                        }
+                    });
             });
-        });
-        Panel::bottom("log").frame(side_frame).resizable(true).default_size(120.0).show(ui, |ui| {
-            ui.strong("Log");
-            self.log.show(ui);
-        });
-        Panel::bottom("runs").frame(side_frame).resizable(true).default_size(190.0).show(ui, |ui| self.show_runs(ui));
-        CentralPanel::default().frame(central_frame).show(ui, |ui| self.show_comparison(ui));
+        Panel::bottom("log")
+            .frame(side_frame)
+            .resizable(true)
+            .default_size(120.0)
+            .show(ui, |ui| {
+                ui.strong("Log");
+                self.log.show(ui);
+            });
+        Panel::bottom("runs")
+            .frame(side_frame)
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| self.show_runs(ui));
+        CentralPanel::default()
+            .frame(central_frame)
+            .show(ui, |ui| self.show_comparison(ui));
 
         if let Some((action, path)) = self.files.show_prompt(ui) {
             self.carry_out(action, &path);
@@ -239,12 +272,21 @@ impl WorkbenchApp {
             GpuStatus::Ready(adapter) => format!("GPU: {} ({})", adapter.name, adapter.backend),
             GpuStatus::Failed(_) => "GPU: not available (see the log)".to_owned(),
         };
-        let Some(session) = &self.session else { return gpu };
-        let ended = session.progress.iter().filter(|progress| !progress.state.is_active()).count();
+        let Some(session) = &self.session else {
+            return gpu;
+        };
+        let ended = session
+            .progress
+            .iter()
+            .filter(|progress| !progress.state.is_active())
+            .count();
         let total = session.progress.len();
         let phase = match &session.phase {
             Phase::Preparing(step) => format!("{step}…"),
-            Phase::Training => format!("training: {ended} of {total} runs ended, {:.0} s", session.wall_seconds()),
+            Phase::Training => format!(
+                "training: {ended} of {total} runs ended, {:.0} s",
+                session.wall_seconds()
+            ),
             Phase::Finished => format!("finished {total} runs in {:.1} s", session.wall_seconds()),
             Phase::Failed => "could not start (see the log)".to_owned(),
         };
@@ -253,7 +295,12 @@ impl WorkbenchApp {
 
     fn show_runs(&mut self, ui: &mut Ui) {
         let Some(session) = &mut self.session else {
-            ui.label(RichText::new("Runs appear here with their progress and metrics once you click Run.").weak());
+            ui.label(
+                RichText::new(
+                    "Runs appear here with their progress and metrics once you click Run.",
+                )
+                .weak(),
+            );
             // A resizable panel keeps the size of its contents, so fill it to keep its default.
             ui.take_available_space();
             return;
@@ -269,7 +316,9 @@ impl WorkbenchApp {
             self.show_welcome(ui);
             return;
         };
-        let requests = self.comparison.show_figures(ui, session, !self.files.is_busy());
+        let requests = self
+            .comparison
+            .show_figures(ui, session, !self.files.is_busy());
         if let Some(action) = requests.file {
             self.files.request(action, None, &self.notifier);
         }
@@ -292,13 +341,18 @@ impl WorkbenchApp {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 AppEvent::Session { id, event } => {
-                    if let Some(session) = self.session.as_mut().filter(|session| session.id == id) {
+                    if let Some(session) = self.session.as_mut().filter(|session| session.id == id)
+                    {
                         for line in session.apply(event) {
                             self.log.push(line);
                         }
                     }
                 }
-                AppEvent::DialogClosed { action, path, open_for } => {
+                AppEvent::DialogClosed {
+                    action,
+                    path,
+                    open_for,
+                } => {
                     if let Some((action, path)) = self.files.dialog_closed(action, path, open_for) {
                         self.carry_out(action, &path);
                     }
@@ -315,16 +369,30 @@ impl WorkbenchApp {
             FileAction::SaveExperiment => self.save_experiment(path),
             FileAction::ExportPlot(figure) => {
                 if let Some(results) = self.results_for_export() {
-                    export::spawn_plot_export(self.gpu.clone(), results, figure, path.to_owned(), self.notifier.clone());
+                    export::spawn_plot_export(
+                        self.gpu.clone(),
+                        results,
+                        figure,
+                        path.to_owned(),
+                        self.notifier.clone(),
+                    );
                 }
             }
             FileAction::ExportAllPlots => {
                 if let Err(error) = fs::create_dir_all(path) {
-                    self.log.push(LogLine::error(format!("failed to create the folder {}: {error}", path.display()), "choose a folder you can write to"));
+                    self.log.push(LogLine::error(
+                        format!("failed to create the folder {}: {error}", path.display()),
+                        "choose a folder you can write to",
+                    ));
                     return;
                 }
                 if let Some(results) = self.results_for_export() {
-                    export::spawn_all_plots_export(self.gpu.clone(), results, path.to_owned(), self.notifier.clone());
+                    export::spawn_all_plots_export(
+                        self.gpu.clone(),
+                        results,
+                        path.to_owned(),
+                        self.notifier.clone(),
+                    );
                 }
             }
             FileAction::ExportJson | FileAction::ExportCsv => self.export_results(&action, path),
@@ -352,19 +420,40 @@ impl WorkbenchApp {
     }
 
     fn save_experiment(&mut self, path: &Path) {
-        let saved = self.setup.build_config().and_then(|config| config.save(path).map_err(|error| error.to_string()));
+        let saved = self
+            .setup
+            .build_config()
+            .and_then(|config| config.save(path).map_err(|error| error.to_string()));
         match saved {
-            Ok(()) => self.log.push(LogLine::info(format!("saved the experiment to {}; `ewc-workbench run --config {}` runs it", path.display(), path.display()))),
-            Err(message) => self.log.push(LogLine::error(format!("failed to save the experiment: {message}"), "correct the setup or choose another file")),
+            Ok(()) => self.log.push(LogLine::info(format!(
+                "saved the experiment to {}; `ewc-workbench run --config {}` runs it",
+                path.display(),
+                path.display()
+            ))),
+            Err(message) => self.log.push(LogLine::error(
+                format!("failed to save the experiment: {message}"),
+                "correct the setup or choose another file",
+            )),
         }
     }
 
     fn export_results(&mut self, action: &FileAction, path: &Path) {
-        let Some(results) = self.results_for_export() else { return };
-        let written = if *action == FileAction::ExportJson { results.save_json(path) } else { results.save_csv(path) };
+        let Some(results) = self.results_for_export() else {
+            return;
+        };
+        let written = if *action == FileAction::ExportJson {
+            results.save_json(path)
+        } else {
+            results.save_csv(path)
+        };
         match written {
-            Ok(()) => self.log.push(LogLine::info(format!("wrote {}", path.display()))),
-            Err(error) => self.log.push(LogLine::error(error.to_string(), "choose a folder you can write to and export again")),
+            Ok(()) => self
+                .log
+                .push(LogLine::info(format!("wrote {}", path.display()))),
+            Err(error) => self.log.push(LogLine::error(
+                error.to_string(),
+                "choose a folder you can write to and export again",
+            )),
         }
     }
 
@@ -372,7 +461,10 @@ impl WorkbenchApp {
     /// because a results file has no status for a run still training.
     fn results_for_export(&mut self) -> Option<Results> {
         let Some(session) = &self.session else {
-            self.log.push(LogLine::warn("there are no results to export yet", "click Run first"));
+            self.log.push(LogLine::warn(
+                "there are no results to export yet",
+                "click Run first",
+            ));
             return None;
         };
         let mut results = session.results.clone();
@@ -399,7 +491,9 @@ impl WorkbenchApp {
                 summary.frames_per_second(),
                 summary.max_interval_ms,
                 summary.mean_build_ms,
-                summary.mean_cpu_ms.map_or_else(|| "not measured".to_owned(), |cpu| format!("{cpu:.1} ms")),
+                summary
+                    .mean_cpu_ms
+                    .map_or_else(|| "not measured".to_owned(), |cpu| format!("{cpu:.1} ms")),
             );
         }
     }
@@ -442,6 +536,8 @@ fn open_gpu_in_background(gpu: SharedGpu, notifier: Notifier) {
         notifier.send(AppEvent::Log(line));
     });
     if let Err(error) = spawned {
-        log::warn!("failed to start the thread that opens the GPU: {error}; the first Run opens it instead");
+        log::warn!(
+            "failed to start the thread that opens the GPU: {error}; the first Run opens it instead"
+        );
     }
 }

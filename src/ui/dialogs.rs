@@ -82,7 +82,9 @@ impl FileAction {
             Self::ExportAllPlots => "Export every plot into a folder".to_owned(),
             Self::ExportJson => "Export results as JSON".to_owned(),
             Self::ExportCsv => "Export results as CSV".to_owned(),
-            Self::DatasetFile { task, slot } => format!("Choose {} for task {}", slot.description(), task + 1),
+            Self::DatasetFile { task, slot } => {
+                format!("Choose {} for task {}", slot.description(), task + 1)
+            }
         }
     }
 
@@ -110,17 +112,24 @@ impl FileAction {
     fn kind(&self) -> DialogKind {
         match self {
             Self::LoadExperiment | Self::DatasetFile { .. } => DialogKind::Open,
-            Self::SaveExperiment | Self::ExportPlot(_) | Self::ExportJson | Self::ExportCsv => DialogKind::Save,
+            Self::SaveExperiment | Self::ExportPlot(_) | Self::ExportJson | Self::ExportCsv => {
+                DialogKind::Save
+            }
             Self::ExportAllPlots => DialogKind::Folder,
         }
     }
 
     fn filter(&self) -> Option<(&'static str, &'static [&'static str])> {
         match self {
-            Self::LoadExperiment | Self::SaveExperiment | Self::ExportJson => Some(("JSON", &["json"])),
+            Self::LoadExperiment | Self::SaveExperiment | Self::ExportJson => {
+                Some(("JSON", &["json"]))
+            }
             Self::ExportPlot(_) => Some(("PNG image", &["png"])),
             Self::ExportCsv => Some(("CSV", &["csv"])),
-            Self::DatasetFile { slot: DatasetSlot::TrainCsv | DatasetSlot::TestCsv, .. } => Some(("CSV", &["csv"])),
+            Self::DatasetFile {
+                slot: DatasetSlot::TrainCsv | DatasetSlot::TestCsv,
+                ..
+            } => Some(("CSV", &["csv"])),
             Self::DatasetFile { .. } | Self::ExportAllPlots => None,
         }
     }
@@ -165,7 +174,12 @@ impl FileChooser {
         match dialog_backend() {
             Some(backend) => {
                 log::debug!("file dialogs through {backend}");
-                Self { dialogs_enabled: true, dialogs_note: None, dialog_open: false, prompt: None }
+                Self {
+                    dialogs_enabled: true,
+                    dialogs_note: None,
+                    dialog_open: false,
+                    prompt: None,
+                }
             }
             None => Self::path_fields_only(NO_DIALOG_NOTE),
         }
@@ -173,7 +187,12 @@ impl FileChooser {
 
     /// Never opens dialogs: every file is chosen by typing its path. `note` gives the reason.
     pub fn path_fields_only(note: &str) -> Self {
-        Self { dialogs_enabled: false, dialogs_note: Some(note.to_owned()), dialog_open: false, prompt: None }
+        Self {
+            dialogs_enabled: false,
+            dialogs_note: Some(note.to_owned()),
+            dialog_open: false,
+            prompt: None,
+        }
     }
 
     /// Returns the reason dialogs are off, when they are.
@@ -198,11 +217,17 @@ impl FileChooser {
         }
         self.dialog_open = true;
         let notifier = notifier.clone();
-        let spawned = thread::Builder::new().name("file dialog".to_owned()).spawn(move || {
-            let opened = Instant::now();
-            let path = show_dialog(&action);
-            notifier.send(AppEvent::DialogClosed { action, path, open_for: opened.elapsed() });
-        });
+        let spawned = thread::Builder::new()
+            .name("file dialog".to_owned())
+            .spawn(move || {
+                let opened = Instant::now();
+                let path = show_dialog(&action);
+                notifier.send(AppEvent::DialogClosed {
+                    action,
+                    path,
+                    open_for: opened.elapsed(),
+                });
+            });
         if let Err(error) = spawned {
             log::warn!("failed to start the file dialog thread: {error}");
             self.dialog_open = false;
@@ -212,12 +237,20 @@ impl FileChooser {
     /// Handles a closed dialog. Returns the action and path to carry out, if a file was
     /// chosen. A dialog that closed at once could not open: dialogs are turned off and the path
     /// prompt opens instead.
-    pub fn dialog_closed(&mut self, action: FileAction, path: Option<PathBuf>, open_for: Duration) -> Option<(FileAction, PathBuf)> {
+    pub fn dialog_closed(
+        &mut self,
+        action: FileAction,
+        path: Option<PathBuf>,
+        open_for: Duration,
+    ) -> Option<(FileAction, PathBuf)> {
         self.dialog_open = false;
         match path {
             Some(path) => Some((action, path)),
             None if open_for < FAILED_DIALOG_TIME => {
-                log::warn!("the file dialog closed after {} ms without a choice, so it probably could not open", open_for.as_millis());
+                log::warn!(
+                    "the file dialog closed after {} ms without a choice, so it probably could not open",
+                    open_for.as_millis()
+                );
                 self.dialogs_enabled = false;
                 self.dialogs_note = Some(NO_DIALOG_NOTE.to_owned());
                 self.open_prompt(action, None);
@@ -250,13 +283,18 @@ impl FileChooser {
             }
             ui.add_space(4.0);
             let label = ui.label("Path:");
-            let field = ui.add(TextEdit::singleline(&mut prompt.text).desired_width(f32::INFINITY)).labelled_by(label.id);
+            let field = ui
+                .add(TextEdit::singleline(&mut prompt.text).desired_width(f32::INFINITY))
+                .labelled_by(label.id);
             if field.lost_focus() && ui.input(|input| input.key_pressed(Key::Enter)) {
                 confirmed = true;
             }
             ui.horizontal(|ui| {
                 let has_path = !prompt.text.trim().is_empty();
-                if ui.add_enabled(has_path, egui::Button::new(prompt.action.confirm_label())).clicked() {
+                if ui
+                    .add_enabled(has_path, egui::Button::new(prompt.action.confirm_label()))
+                    .clicked()
+                {
                     confirmed = true;
                 }
                 if ui.button("Cancel").clicked() {
@@ -283,7 +321,8 @@ fn dialog_backend() -> Option<&'static str> {
     if !cfg!(target_os = "linux") {
         return Some("the system dialog");
     }
-    let session_bus = env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|address| !address.is_empty())
+    let session_bus = env::var_os("DBUS_SESSION_BUS_ADDRESS")
+        .is_some_and(|address| !address.is_empty())
         || env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| Path::new(&dir).join("bus").exists());
     if session_bus {
         // The bus may still lack a portal; rfd then tries zenity, and a dialog that closes at
@@ -297,7 +336,8 @@ fn dialog_backend() -> Option<&'static str> {
 }
 
 fn find_on_path(program: &str) -> bool {
-    env::var_os("PATH").is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Shows the native dialog for `action` and waits for it to close.

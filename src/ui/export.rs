@@ -27,14 +27,21 @@ use super::shared_gpu::SharedGpu;
 // changes. A public per-figure render function in `plots` would remove the copy.
 /// Size of one run's panel in the accuracy-curve figure, in points.
 const CURVE_PANEL: Vec2 = Vec2::new(420.0, 300.0);
-/// Side of one accuracy-matrix cell, in points.
+/// Smallest side of one accuracy-matrix cell, in points.
 const MATRIX_CELL: f32 = 64.0;
-/// Room for the axis titles and task names around each matrix, in points.
-const MATRIX_CHROME: Vec2 = Vec2::new(120.0, 110.0);
-/// Size of the trade-off and loss-and-penalty figures, in points.
+/// Approximate mean character width of egui's body font, in points, for sizing matrix cells to
+/// the task names below them.
+const BODY_CHARACTER_WIDTH: f32 = 7.0;
+/// Room for the panel title and the axis titles around each matrix, in points.
+const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
+/// Size of the trade-off, loss-and-penalty and distance figures, in points.
 const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
 /// Room above a grid of panels for the heading and the legend or colour scale, in points.
 const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
+/// Size of a Fisher figure, in points.
+const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
+/// Size of one layer's panel in the weight-histogram figure, in points.
+const WEIGHT_PANEL: Vec2 = Vec2::new(460.0, 320.0);
 
 /// A figure of the comparison, as the window shows it and exports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +59,22 @@ pub enum PlotFigure {
         /// The run's label as a file-name part, as [`plots::series::unique_slugs`] makes it.
         slug: String,
     },
+    /// One run's Fisher diagonal after one task.
+    FisherImportance {
+        /// Index of the run.
+        run: usize,
+        /// Index of the task after which the diagonal was estimated.
+        task: usize,
+        /// The run's label as a file-name part.
+        slug: String,
+    },
+    /// Weight distributions per layer after one task, against θ* of the task before.
+    WeightHistograms {
+        /// Index of the task.
+        task: usize,
+    },
+    /// Distance from θ* and the Fisher-weighted distance over training, one line per run.
+    AnchorDistances,
 }
 
 impl PlotFigure {
@@ -62,6 +85,9 @@ impl PlotFigure {
             Self::AccuracyMatrices => "accuracy matrices",
             Self::Tradeoff => "trade-off",
             Self::LossAndPenalty { .. } => "loss and penalty",
+            Self::FisherImportance { .. } => "Fisher information",
+            Self::WeightHistograms { .. } => "weight distributions",
+            Self::AnchorDistances => "distances from θ*",
         }
     }
 
@@ -72,14 +98,29 @@ impl PlotFigure {
             Self::AccuracyMatrices => plots::ACCURACY_MATRIX_PNG.to_owned(),
             Self::Tradeoff => plots::TRADEOFF_PNG.to_owned(),
             Self::LossAndPenalty { slug, .. } => format!("penalty-{slug}.png"),
+            Self::FisherImportance { slug, task, .. } => {
+                format!("fisher-{slug}-task{}.png", task + 1)
+            }
+            Self::WeightHistograms { task } => format!("weights-task{}.png", task + 1),
+            Self::AnchorDistances => plots::WEIGHTS_DISTANCE_PNG.to_owned(),
         }
     }
 
     /// Builds the loss-and-penalty figure of run `run` of `results`.
     pub fn loss_and_penalty(results: &Results, run: usize) -> Self {
-        let slugs = plots::series::unique_slugs(results.runs.iter().map(|result| result.label.as_str()));
-        let slug = slugs.get(run).cloned().unwrap_or_else(|| format!("run-{}", run + 1));
-        Self::LossAndPenalty { run, slug }
+        Self::LossAndPenalty {
+            run,
+            slug: run_slug(results, run),
+        }
+    }
+
+    /// Builds the figure of run `run`'s Fisher diagonal after task `task`.
+    pub fn fisher_importance(results: &Results, run: usize, task: usize) -> Self {
+        Self::FisherImportance {
+            run,
+            task,
+            slug: run_slug(results, run),
+        }
     }
 
     /// Draws the figure into `ui`, filling the space left in it.
@@ -89,19 +130,60 @@ impl PlotFigure {
             Self::AccuracyMatrices => plots::draw_accuracy_matrices(ui, results),
             Self::Tradeoff => plots::draw_tradeoff(ui, results),
             Self::LossAndPenalty { run, .. } => plots::draw_loss_and_penalty(ui, results, *run),
+            Self::FisherImportance { run, task, .. } => {
+                plots::draw_fisher_importance(ui, results, *run, *task)
+            }
+            Self::WeightHistograms { task } => plots::draw_weight_histograms(ui, results, *task),
+            Self::AnchorDistances => plots::draw_anchor_distances(ui, results),
         }
     }
 
     /// Size of the exported figure in points: grids grow with the number of runs, in rows of
     /// at most [`plots::figures::MAX_PANELS_PER_ROW`] panels.
     pub fn size_in_points(&self, results: &Results) -> Vec2 {
-        let tasks = results.tasks.len().max(1) as f32;
         match self {
             Self::AccuracyCurves => grid_size(results.runs.len(), CURVE_PANEL),
-            Self::AccuracyMatrices => grid_size(results.runs.len(), Vec2::splat(tasks * MATRIX_CELL) + MATRIX_CHROME),
-            Self::Tradeoff | Self::LossAndPenalty { .. } => SINGLE_FIGURE,
+            Self::AccuracyMatrices => {
+                grid_size(results.runs.len(), matrix_panel_size(&results.tasks))
+            }
+            Self::Tradeoff | Self::LossAndPenalty { .. } | Self::AnchorDistances => SINGLE_FIGURE,
+            Self::FisherImportance { .. } => FISHER_FIGURE,
+            Self::WeightHistograms { .. } => {
+                let layers = results
+                    .runs
+                    .iter()
+                    .find_map(|run| run.insights.as_ref())
+                    .map_or(1, |insights| {
+                        plots::insight_series::layers(&insights.layout).len()
+                    });
+                grid_size(layers, WEIGHT_PANEL)
+            }
         }
     }
+}
+
+/// Returns the label of run `run` as a file-name part, unique among the runs of `results`.
+fn run_slug(results: &Results, run: usize) -> String {
+    let slugs =
+        plots::series::unique_slugs(results.runs.iter().map(|result| result.label.as_str()));
+    slugs
+        .get(run)
+        .cloned()
+        .unwrap_or_else(|| format!("run-{}", run + 1))
+}
+
+/// Size of one accuracy-matrix panel: cells wide enough for the task names below them, and a
+/// row-name axis as wide as the longest name.
+fn matrix_panel_size(tasks: &[String]) -> Vec2 {
+    let longest_name = tasks
+        .iter()
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let name_width = longest_name as f32 * BODY_CHARACTER_WIDTH;
+    let cells = tasks.len().max(1) as f32;
+    let cell_width = MATRIX_CELL.max(name_width + 12.0);
+    Vec2::new(cells * cell_width + name_width, cells * MATRIX_CELL) + MATRIX_CHROME
 }
 
 fn grid_size(panels: usize, panel: Vec2) -> Vec2 {
@@ -143,7 +225,11 @@ pub enum ExportError {
 }
 
 /// Renders `figure` of `results` as PNG bytes on `gpu`.
-pub fn render_plot_png(gpu: &GpuContext, results: &Results, figure: &PlotFigure) -> Result<Vec<u8>, ExportError> {
+pub fn render_plot_png(
+    gpu: &GpuContext,
+    results: &Results,
+    figure: &PlotFigure,
+) -> Result<Vec<u8>, ExportError> {
     let mut renderer = OffscreenRenderer::new(gpu);
     let size = figure.size_in_points(results);
     let max_side = renderer.max_side();
@@ -151,14 +237,27 @@ pub fn render_plot_png(gpu: &GpuContext, results: &Results, figure: &PlotFigure)
     let pixels_per_point = EXPORT_PIXELS_PER_POINT.min(max_side as f32 / size.max_elem());
     let side = |points: f32| ((points * pixels_per_point).floor() as u32).clamp(1, max_side);
     renderer
-        .render_to_png([side(size.x), side(size.y)], pixels_per_point, |ui| figure.draw(ui, results))
-        .map_err(|source| ExportError::Render { figure: figure.title(), source })
+        .render_to_png([side(size.x), side(size.y)], pixels_per_point, |ui| {
+            figure.draw(ui, results)
+        })
+        .map_err(|source| ExportError::Render {
+            figure: figure.title(),
+            source,
+        })
 }
 
 /// Renders `figure` of `results` on `gpu` and writes it to `path` as PNG, whole or not at all.
-pub fn write_plot_png(gpu: &GpuContext, results: &Results, figure: &PlotFigure, path: &Path) -> Result<(), ExportError> {
+pub fn write_plot_png(
+    gpu: &GpuContext,
+    results: &Results,
+    figure: &PlotFigure,
+    path: &Path,
+) -> Result<(), ExportError> {
     let png = render_plot_png(gpu, results, figure)?;
-    write_whole(path, &png).map_err(|source| ExportError::Write { path: path.to_owned(), source })
+    write_whole(path, &png).map_err(|source| ExportError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Writes `bytes` into a temporary file next to `path` and renames it over `path`, so a failed
@@ -176,11 +275,21 @@ fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Renders `figure` into `path` on a worker thread and reports the outcome to the log.
-pub fn spawn_plot_export(gpu: SharedGpu, results: Results, figure: PlotFigure, path: PathBuf, notifier: Notifier) {
+pub fn spawn_plot_export(
+    gpu: SharedGpu,
+    results: Results,
+    figure: PlotFigure,
+    path: PathBuf,
+    notifier: Notifier,
+) {
     spawn_export(notifier, move || {
         let context = gpu.get_or_open().map_err(ExportError::Gpu)?;
         write_plot_png(&context, &results, &figure, &path)?;
-        Ok(format!("wrote the {} to {}", figure.title(), path.display()))
+        Ok(format!(
+            "wrote the {} to {}",
+            figure.title(),
+            path.display()
+        ))
     });
 }
 
@@ -190,19 +299,31 @@ pub fn spawn_all_plots_export(gpu: SharedGpu, results: Results, dir: PathBuf, no
     spawn_export(notifier, move || {
         let context = gpu.get_or_open().map_err(ExportError::Gpu)?;
         let written = plots::write_all_plots_on(&context, &results, &dir)?;
-        Ok(format!("wrote {} plots into {}", written.len(), dir.display()))
+        Ok(format!(
+            "wrote {} plots into {}",
+            written.len(),
+            dir.display()
+        ))
     });
 }
 
-fn spawn_export(notifier: Notifier, export: impl FnOnce() -> Result<String, ExportError> + Send + 'static) {
+fn spawn_export(
+    notifier: Notifier,
+    export: impl FnOnce() -> Result<String, ExportError> + Send + 'static,
+) {
     let thread_notifier = notifier.clone();
-    let spawned = thread::Builder::new().name("plot export".to_owned()).spawn(move || {
-        let line = match export() {
-            Ok(message) => LogLine::info(message),
-            Err(error) => LogLine::error(error.to_string(), "choose a folder you can write to and export again"),
-        };
-        thread_notifier.send(AppEvent::Log(line));
-    });
+    let spawned = thread::Builder::new()
+        .name("plot export".to_owned())
+        .spawn(move || {
+            let line = match export() {
+                Ok(message) => LogLine::info(message),
+                Err(error) => LogLine::error(
+                    error.to_string(),
+                    "choose a folder you can write to and export again",
+                ),
+            };
+            thread_notifier.send(AppEvent::Log(line));
+        });
     if let Err(error) = spawned {
         notifier.send(AppEvent::Log(LogLine::error(
             format!("failed to start the export thread: {error}"),

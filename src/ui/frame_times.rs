@@ -43,7 +43,11 @@ pub struct FrameSummary {
 impl FrameSummary {
     /// Frames per second implied by the mean interval.
     pub fn frames_per_second(&self) -> f32 {
-        if self.mean_interval_ms > 0.0 { 1000.0 / self.mean_interval_ms } else { 0.0 }
+        if self.mean_interval_ms > 0.0 {
+            1000.0 / self.mean_interval_ms
+        } else {
+            0.0
+        }
     }
 }
 
@@ -75,7 +79,9 @@ impl FrameTimes {
         if self.intervals.is_empty() {
             return None;
         }
-        let mean_ms = |values: &VecDeque<f32>| 1000.0 * values.iter().sum::<f32>() / values.len().max(1) as f32;
+        let mean_ms = |values: &VecDeque<f32>| {
+            1000.0 * values.iter().sum::<f32>() / values.len().max(1) as f32
+        };
         Some(FrameSummary {
             frames: self.intervals.len(),
             mean_interval_ms: mean_ms(&self.intervals),
@@ -108,7 +114,10 @@ mod tests {
         times.end_frame(started);
         let summary = times.summary().expect("two frames give one interval");
         assert_eq!(summary.frames, 1, "one interval between two frames");
-        assert!(summary.mean_interval_ms < IDLE_GAP.as_secs_f32() * 1000.0, "the interval is short");
+        assert!(
+            summary.mean_interval_ms < IDLE_GAP.as_secs_f32() * 1000.0,
+            "the interval is short"
+        );
     }
 
     #[test]
@@ -118,6 +127,10 @@ mod tests {
             push_bounded(&mut values, value as f32);
         }
         assert_eq!(values.len(), WINDOW, "the window is bounded");
-        assert_eq!(values.front().copied(), Some(10.0), "the oldest values are dropped first");
+        assert_eq!(
+            values.front().copied(),
+            Some(10.0),
+            "the oldest values are dropped first"
+        );
     }
 }

@@ -33,17 +33,29 @@ pub struct LogLine {
 impl LogLine {
     /// Creates an informational line.
     pub fn info(message: impl Into<String>) -> Self {
-        Self { level: Level::Info, message: message.into(), hint: None }
+        Self {
+            level: Level::Info,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Creates a warning with the next step.
     pub fn warn(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { level: Level::Warn, message: message.into(), hint: Some(hint.into()) }
+        Self {
+            level: Level::Warn,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     /// Creates an error with the next step.
     pub fn error(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { level: Level::Error, message: message.into(), hint: Some(hint.into()) }
+        Self {
+            level: Level::Error,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 }
 
@@ -79,25 +91,29 @@ impl LogPanel {
     pub fn show(&self, ui: &mut Ui) {
         let warn_colour = ui.visuals().warn_fg_color;
         let error_colour = ui.visuals().error_fg_color;
-        ScrollArea::vertical().id_salt("log").auto_shrink([false, false]).stick_to_bottom(true).show(ui, |ui| {
-            if self.dropped > 0 {
-                ui.weak(format!("({} older lines not kept)", self.dropped));
-            }
-            for line in &self.lines {
-                let (prefix, colour) = match line.level {
-                    Level::Info => ("", None::<Color32>),
-                    Level::Warn => ("warning: ", Some(warn_colour)),
-                    Level::Error => ("error: ", Some(error_colour)),
-                };
-                let mut text = RichText::new(format!("{prefix}{}", line.message)).monospace();
-                if let Some(colour) = colour {
-                    text = text.color(colour);
+        ScrollArea::vertical()
+            .id_salt("log")
+            .auto_shrink([false, false])
+            .stick_to_bottom(true)
+            .show(ui, |ui| {
+                if self.dropped > 0 {
+                    ui.weak(format!("({} older lines not kept)", self.dropped));
                 }
-                ui.label(text);
-                if let Some(hint) = &line.hint {
-                    ui.label(RichText::new(format!("    → {hint}")).monospace().weak());
+                for line in &self.lines {
+                    let (prefix, colour) = match line.level {
+                        Level::Info => ("", None::<Color32>),
+                        Level::Warn => ("warning: ", Some(warn_colour)),
+                        Level::Error => ("error: ", Some(error_colour)),
+                    };
+                    let mut text = RichText::new(format!("{prefix}{}", line.message)).monospace();
+                    if let Some(colour) = colour {
+                        text = text.color(colour);
+                    }
+                    ui.label(text);
+                    if let Some(hint) = &line.hint {
+                        ui.label(RichText::new(format!("    → {hint}")).monospace().weak());
+                    }
                 }
-            }
-        });
+            });
     }
 }

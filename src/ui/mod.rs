@@ -43,17 +43,32 @@ pub enum WindowError {
          without a window instead: `ewc-workbench run --preset seed --out results`"
     )]
     NoDisplay,
-    /// eframe could not create the window or its renderer.
+    /// The display server could not be reached or refused the window.
     #[error(
-        "failed to open the window: {0}. Without a working display or GPU driver, run an experiment \
-         without a window: `ewc-workbench run --preset seed --out results`"
+        "failed to open the window on the display: {0}. Check that DISPLAY or WAYLAND_DISPLAY names \
+         a running display server, or run an experiment without a window: \
+         `ewc-workbench run --preset seed --out results`"
     )]
-    Eframe(String),
+    Display(String),
+    /// No GPU adapter could draw the window.
+    #[error(
+        "failed to set up a renderer for the window: {0}. The window needs a Vulkan or OpenGL driver \
+         (on Debian and Ubuntu, `apt-get install mesa-vulkan-drivers` gives the software renderer \
+         lavapipe); without one, run an experiment without a window: \
+         `ewc-workbench run --preset seed --out results`"
+    )]
+    Renderer(String),
+    /// Any other eframe error.
+    #[error("failed to open the window: {0}")]
+    Other(String),
 }
 
 /// Opens the workbench window and returns when it is closed.
 pub fn run_window() -> Result<(), WindowError> {
-    if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
         return Err(WindowError::NoDisplay);
     }
     let options = eframe::NativeOptions {
@@ -64,6 +79,20 @@ pub fn run_window() -> Result<(), WindowError> {
         renderer: eframe::Renderer::Wgpu,
         ..Default::default()
     };
-    eframe::run_native(WINDOW_TITLE, options, Box::new(|creation| Ok(Box::new(WorkbenchApp::new(&creation.egui_ctx)))))
-        .map_err(|error| WindowError::Eframe(error.to_string()))
+    eframe::run_native(
+        WINDOW_TITLE,
+        options,
+        Box::new(|creation| Ok(Box::new(WorkbenchApp::new(&creation.egui_ctx)))),
+    )
+    .map_err(window_error)
+}
+
+/// Sorts an eframe error by what the user can do about it.
+fn window_error(error: eframe::Error) -> WindowError {
+    let message = error.to_string();
+    match error {
+        eframe::Error::Winit(_) | eframe::Error::WinitEventLoop(_) => WindowError::Display(message),
+        eframe::Error::Wgpu(_) => WindowError::Renderer(message),
+        _ => WindowError::Other(message),
+    }
 }

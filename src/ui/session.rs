@@ -73,7 +73,15 @@ pub struct RunProgress {
 
 impl RunProgress {
     fn queued() -> Self {
-        Self { state: RunState::Queued, step: 0, total_steps: 0, task: 0, loss: None, penalty: None, started: None }
+        Self {
+            state: RunState::Queued,
+            step: 0,
+            total_steps: 0,
+            task: 0,
+            loss: None,
+            penalty: None,
+            started: None,
+        }
     }
 
     /// Fraction of the run's steps done, in [0, 1].
@@ -87,7 +95,9 @@ impl RunProgress {
 
     /// Seconds since the run started, while it trains.
     pub fn running_seconds(&self) -> Option<f64> {
-        self.started.filter(|_| self.state.is_active()).map(|started| started.elapsed().as_secs_f64())
+        self.started
+            .filter(|_| self.state.is_active())
+            .map(|started| started.elapsed().as_secs_f64())
     }
 }
 
@@ -127,11 +137,20 @@ impl Session {
     /// `config` must be valid. `training_threads` runs train at the same time (at least one).
     /// On a software adapter one is probably fastest, because the adapter already spreads each
     /// kernel over every core.
-    pub fn start(id: u64, config: ExperimentConfig, training_threads: usize, gpu: SharedGpu, notifier: Notifier) -> Self {
+    pub fn start(
+        id: u64,
+        config: ExperimentConfig,
+        training_threads: usize,
+        gpu: SharedGpu,
+        notifier: Notifier,
+    ) -> Self {
         let runs = expand_runs(&config);
         let mut results = Results::new(config.clone(), DeviceInfo::default());
         results.runs = runs.iter().map(RunResult::new).collect();
-        let cancel_flags: Vec<Arc<AtomicBool>> = runs.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let cancel_flags: Vec<Arc<AtomicBool>> = runs
+            .iter()
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
 
         let mut session = Self {
             id,
@@ -143,8 +162,18 @@ impl Session {
             wall_time: None,
         };
 
-        let worker = Worker { id, config, runs, cancel_flags, training_threads: training_threads.max(1), gpu, notifier: notifier.clone() };
-        let spawned = thread::Builder::new().name("experiment".to_owned()).spawn(move || worker.run());
+        let worker = Worker {
+            id,
+            config,
+            runs,
+            cancel_flags,
+            training_threads: training_threads.max(1),
+            gpu,
+            notifier: notifier.clone(),
+        };
+        let spawned = thread::Builder::new()
+            .name("experiment".to_owned())
+            .spawn(move || worker.run());
         if let Err(error) = spawned {
             let line = LogLine::error(
                 format!("failed to start the experiment thread: {error}"),
@@ -163,12 +192,16 @@ impl Session {
 
     /// Seconds since Run was clicked, frozen when the session ends.
     pub fn wall_seconds(&self) -> f64 {
-        self.wall_time.unwrap_or_else(|| self.started.elapsed()).as_secs_f64()
+        self.wall_time
+            .unwrap_or_else(|| self.started.elapsed())
+            .as_secs_f64()
     }
 
     /// Asks run `index` to stop: at its next step if it trains, before it starts if it waits.
     pub fn stop_run(&mut self, index: usize) {
-        if let (Some(flag), Some(progress)) = (self.cancel_flags.get(index), self.progress.get_mut(index)) {
+        if let (Some(flag), Some(progress)) =
+            (self.cancel_flags.get(index), self.progress.get_mut(index))
+        {
             flag.store(true, Ordering::Relaxed);
             if progress.state == RunState::Running {
                 progress.state = RunState::Stopping;
@@ -193,7 +226,12 @@ impl Session {
                 Vec::new()
             }
             SessionEvent::Ready { device, tasks } => {
-                let line = LogLine::info(format!("training {} runs on {} ({})", self.progress.len(), device.adapter, device.backend));
+                let line = LogLine::info(format!(
+                    "training {} runs on {} ({})",
+                    self.progress.len(),
+                    device.adapter,
+                    device.backend
+                ));
                 self.results.device = device;
                 self.results.tasks = tasks;
                 self.phase = Phase::Training;
@@ -216,7 +254,9 @@ impl Session {
 
     fn apply_run_event(&mut self, event: RunEvent) -> Vec<LogLine> {
         match event {
-            RunEvent::Started { run, total_steps, .. } => {
+            RunEvent::Started {
+                run, total_steps, ..
+            } => {
                 if let Some(progress) = self.progress.get_mut(run) {
                     if progress.state == RunState::Queued {
                         progress.state = RunState::Running;
@@ -271,7 +311,13 @@ impl Session {
     }
 
     fn summary_line(&self) -> LogLine {
-        let count = |status: RunStatus| self.results.runs.iter().filter(|run| run.status == status).count();
+        let count = |status: RunStatus| {
+            self.results
+                .runs
+                .iter()
+                .filter(|run| run.status == status)
+                .count()
+        };
         let completed = count(RunStatus::Completed);
         let mut parts = vec![format!("{completed} completed")];
         for status in [RunStatus::Diverged, RunStatus::Cancelled, RunStatus::Failed] {
@@ -280,13 +326,22 @@ impl Session {
                 parts.push(format!("{n} {}", status.name()));
             }
         }
-        LogLine::info(format!("experiment finished in {:.1} s: {}", self.wall_seconds(), parts.join(", ")))
+        LogLine::info(format!(
+            "experiment finished in {:.1} s: {}",
+            self.wall_seconds(),
+            parts.join(", ")
+        ))
     }
 }
 
 /// Formats the log line for a run that ended.
 fn outcome_line(result: &RunResult) -> LogLine {
-    let message = format!("{}: {} after {:.1} s", result.label, result.status.name(), result.train_seconds);
+    let message = format!(
+        "{}: {} after {:.1} s",
+        result.label,
+        result.status.name(),
+        result.train_seconds
+    );
     match result.status {
         RunStatus::Completed => LogLine::info(message),
         RunStatus::Cancelled => LogLine::info(format!("{message} ({})", result.message)),
@@ -328,12 +383,20 @@ impl Worker {
             Err(error) => {
                 let hint = "check the data directory or the dataset files in the setup panel; \
                             `ewc-workbench inspect FILE` describes what a file contains";
-                notify(SessionEvent::Failed(LogLine::error(error.to_string(), hint)));
+                notify(SessionEvent::Failed(LogLine::error(
+                    error.to_string(),
+                    hint,
+                )));
                 return;
             }
         };
         let task_names = tasks.iter().map(|task| task.name.clone()).collect();
-        let prepared = PreparedTasks::new(tasks, self.config.head, self.config.training.eval_limit, self.config.seed);
+        let prepared = PreparedTasks::new(
+            tasks,
+            self.config.head,
+            self.config.training.eval_limit,
+            self.config.seed,
+        );
 
         notify(SessionEvent::Preparing("opening the GPU".to_owned()));
         let context = match self.gpu.get_or_open() {
@@ -346,7 +409,10 @@ impl Worker {
                 return;
             }
         };
-        notify(SessionEvent::Ready { device: runner::device_info(&context), tasks: task_names });
+        notify(SessionEvent::Ready {
+            device: runner::device_info(&context),
+            tasks: task_names,
+        });
 
         let (sender, receiver) = mpsc::channel::<RunEvent>();
         let relay_notifier = self.notifier.clone();
@@ -369,10 +435,23 @@ impl Worker {
                         let result = if cancel.load(Ordering::Relaxed) {
                             cancelled_before_start(run)
                         } else {
-                            let train = || runner::run_one(context, &worker.config, prepared, run, index, &sender, cancel);
+                            let train = || {
+                                runner::run_one(
+                                    context,
+                                    &worker.config,
+                                    prepared,
+                                    run,
+                                    index,
+                                    &sender,
+                                    cancel,
+                                )
+                            };
                             train_catching_panics(train, run)
                         };
-                        let _ = sender.send(RunEvent::Finished { run: index, result: Box::new(result) });
+                        let _ = sender.send(RunEvent::Finished {
+                            run: index,
+                            result: Box::new(result),
+                        });
                     }
                 });
             }

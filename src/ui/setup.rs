@@ -12,8 +12,8 @@ use egui::{ComboBox, DragValue, Grid, RichText, TextEdit, Ui};
 
 use crate::data::{self, DataSource, HowFound};
 use crate::experiment::config::{
-    DatasetSource, ExperimentConfig, HeadMode, Method, PRESETS, SequenceConfig, apply_methods_list, apply_set,
-    expand_runs,
+    AUTO_RECORD_WEIGHTS_MAX_PARAMS, DatasetSource, ExperimentConfig, HeadMode, Method, PRESETS,
+    RecordWeights, SequenceConfig, TrainingConfig, apply_methods_list, apply_set, expand_runs,
 };
 use crate::model::Architecture;
 
@@ -26,13 +26,41 @@ const BUNDLED_EVAL_EVERY: &str = "8";
 
 /// Settings under `training.`, with their labels and help text, in the order shown.
 const TRAINING_FIELDS: [(&str, &str, &str); 7] = [
-    ("epochs", "Epochs per task", "Passes over each task's training set."),
-    ("limit", "Training images per task", "A count, or `all` for the whole training set."),
-    ("batch_size", "Batch size", "Training images per optimizer step."),
-    ("learning_rate", "Learning rate", "Step size of the optimizer."),
-    ("momentum", "Momentum", "Momentum coefficient, used by SGD only."),
-    ("eval_every", "Steps between curve points", "Optimizer steps between two evaluations on every task's test set."),
-    ("eval_limit", "Test images per curve point", "A count, or `all`. The accuracy matrix always uses the whole test set."),
+    (
+        "epochs",
+        "Epochs per task",
+        "Passes over each task's training set.",
+    ),
+    (
+        "limit",
+        "Training images per task",
+        "A count, or `all` for the whole training set.",
+    ),
+    (
+        "batch_size",
+        "Batch size",
+        "Training images per optimizer step.",
+    ),
+    (
+        "learning_rate",
+        "Learning rate",
+        "Step size of the optimizer.",
+    ),
+    (
+        "momentum",
+        "Momentum",
+        "Momentum coefficient, used by SGD only.",
+    ),
+    (
+        "eval_every",
+        "Steps between curve points",
+        "Optimizer steps between two evaluations on every task's test set.",
+    ),
+    (
+        "eval_limit",
+        "Test images per curve point",
+        "A count, or `all`. The accuracy matrix always uses the whole test set.",
+    ),
 ];
 
 /// Largest number of runs trained at the same time that the panel offers.
@@ -47,7 +75,10 @@ struct TextField {
 
 impl TextField {
     fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), error: None }
+        Self {
+            text: text.into(),
+            error: None,
+        }
     }
 }
 
@@ -71,7 +102,13 @@ enum SequenceKind {
 }
 
 impl SequenceKind {
-    const ALL: [Self; 5] = [Self::Seed, Self::PermutedMnist, Self::SplitMnist, Self::RotatedMnist, Self::Custom];
+    const ALL: [Self; 5] = [
+        Self::Seed,
+        Self::PermutedMnist,
+        Self::SplitMnist,
+        Self::RotatedMnist,
+        Self::Custom,
+    ];
 
     fn title(self) -> &'static str {
         match self {
@@ -112,14 +149,21 @@ struct CustomTask {
 
 impl CustomTask {
     fn empty(index: usize) -> Self {
-        Self { name: format!("task-{}", index + 1), format: CustomFormat::Idx, paths: Default::default() }
+        Self {
+            name: format!("task-{}", index + 1),
+            format: CustomFormat::Idx,
+            paths: Default::default(),
+        }
     }
 
     fn slots(&self) -> &'static [DatasetSlot] {
         match self.format {
-            CustomFormat::Idx => {
-                &[DatasetSlot::TrainImages, DatasetSlot::TrainLabels, DatasetSlot::TestImages, DatasetSlot::TestLabels]
-            }
+            CustomFormat::Idx => &[
+                DatasetSlot::TrainImages,
+                DatasetSlot::TrainLabels,
+                DatasetSlot::TestImages,
+                DatasetSlot::TestLabels,
+            ],
             CustomFormat::Csv => &[DatasetSlot::TrainCsv, DatasetSlot::TestCsv],
         }
     }
@@ -134,17 +178,32 @@ impl CustomTask {
                 test_images: path(2),
                 test_labels: path(3),
             },
-            CustomFormat::Csv => DatasetSource::Csv { name: self.name.trim().to_owned(), train: path(0), test: path(1) },
+            CustomFormat::Csv => DatasetSource::Csv {
+                name: self.name.trim().to_owned(),
+                train: path(0),
+                test: path(1),
+            },
         }
     }
 
     fn from_source(source: &DatasetSource) -> Self {
         let text = |path: &Path| path.display().to_string();
         match source {
-            DatasetSource::Idx { name, train_images, train_labels, test_images, test_labels } => Self {
+            DatasetSource::Idx {
+                name,
+                train_images,
+                train_labels,
+                test_images,
+                test_labels,
+            } => Self {
                 name: name.clone(),
                 format: CustomFormat::Idx,
-                paths: [text(train_images), text(train_labels), text(test_images), text(test_labels)],
+                paths: [
+                    text(train_images),
+                    text(train_labels),
+                    text(test_images),
+                    text(test_labels),
+                ],
             },
             DatasetSource::Csv { name, train, test } => Self {
                 name: name.clone(),
@@ -175,7 +234,12 @@ impl DataLocations {
         let found = kind
             .datasets()
             .iter()
-            .map(|&dataset| (dataset, data::locate_dataset(data_dir, dataset).map_err(|error| error.to_string())))
+            .map(|&dataset| {
+                (
+                    dataset,
+                    data::locate_dataset(data_dir, dataset).map_err(|error| error.to_string()),
+                )
+            })
             .collect();
         Self { found }
     }
@@ -183,7 +247,11 @@ impl DataLocations {
     /// Returns whether every dataset comes from the bundled subsets.
     fn all_bundled(&self) -> bool {
         !self.found.is_empty()
-            && self.found.iter().all(|(_, source)| source.as_ref().is_ok_and(|source| source.how_found == HowFound::Bundled))
+            && self.found.iter().all(|(_, source)| {
+                source
+                    .as_ref()
+                    .is_ok_and(|source| source.how_found == HowFound::Bundled)
+            })
     }
 }
 
@@ -206,8 +274,15 @@ pub struct SetupState {
     hidden_widths: TextField,
     head: HeadMode,
     optimizer: String,
+    /// Training settings of the loaded experiment, which the fields below override; settings
+    /// the panel does not show keep their loaded values.
+    base_training: TrainingConfig,
     /// Text of each entry of [`TRAINING_FIELDS`], in that order.
     training: Vec<TextField>,
+    /// Whether runs record what the insight views need (`training.insights`).
+    insights: bool,
+    /// When results store weights and Fisher diagonals (`training.record_weights`).
+    record_weights: RecordWeights,
     seed: TextField,
     /// Methods in run order; disabled ones keep their parameters for when they come back.
     methods: Vec<MethodRow>,
@@ -230,29 +305,58 @@ impl SetupState {
     pub fn from_config(config: &ExperimentConfig) -> Self {
         let (sequence, permuted_tasks, rotation_angles, custom_tasks) = match &config.sequence {
             SequenceConfig::Seed => (SequenceKind::Seed, None, None, Vec::new()),
-            SequenceConfig::PermutedMnist { tasks } => (SequenceKind::PermutedMnist, Some(tasks.to_string()), None, Vec::new()),
+            SequenceConfig::PermutedMnist { tasks } => (
+                SequenceKind::PermutedMnist,
+                Some(tasks.to_string()),
+                None,
+                Vec::new(),
+            ),
             SequenceConfig::SplitMnist => (SequenceKind::SplitMnist, None, None, Vec::new()),
-            SequenceConfig::RotatedMnist { angles } => (SequenceKind::RotatedMnist, None, Some(join_numbers(angles)), Vec::new()),
-            SequenceConfig::Custom { datasets } => {
-                (SequenceKind::Custom, None, None, datasets.iter().map(CustomTask::from_source).collect())
-            }
+            SequenceConfig::RotatedMnist { angles } => (
+                SequenceKind::RotatedMnist,
+                None,
+                Some(join_numbers(angles)),
+                Vec::new(),
+            ),
+            SequenceConfig::Custom { datasets } => (
+                SequenceKind::Custom,
+                None,
+                None,
+                datasets.iter().map(CustomTask::from_source).collect(),
+            ),
         };
         let hidden = match &config.architecture {
-            Architecture::Mlp { hidden } => hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            Architecture::Mlp { hidden } => hidden
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             Architecture::SeedCnn => "400,400".to_owned(),
         };
-        let data_dir = config.data_dir.as_ref().map(|dir| dir.display().to_string()).unwrap_or_default();
+        let data_dir = config
+            .data_dir
+            .as_ref()
+            .map(|dir| dir.display().to_string())
+            .unwrap_or_default();
         let mut setup = Self {
             name: config.name.clone(),
             sequence,
             permuted_tasks: TextField::new(permuted_tasks.unwrap_or_else(|| "10".to_owned())),
-            rotation_angles: TextField::new(rotation_angles.unwrap_or_else(|| "0,30,60,90,120".to_owned())),
+            rotation_angles: TextField::new(
+                rotation_angles.unwrap_or_else(|| "0,30,60,90,120".to_owned()),
+            ),
             custom_tasks,
             architecture: config.architecture.clone(),
             hidden_widths: TextField::new(hidden),
             head: config.head,
             optimizer: config.training.optimizer.name().to_owned(),
-            training: training_texts(config).into_iter().map(TextField::new).collect(),
+            base_training: config.training.clone(),
+            training: training_texts(config)
+                .into_iter()
+                .map(TextField::new)
+                .collect(),
+            insights: config.training.insights,
+            record_weights: config.training.record_weights,
             seed: TextField::new(config.seed.to_string()),
             methods: method_rows(config),
             data_dir,
@@ -284,7 +388,9 @@ impl SetupState {
     /// `ewc.lambda` to `100,1000`, and checks it. Returns whether the key names a setting
     /// of the panel.
     pub fn set_text(&mut self, key: &str, text: &str) -> bool {
-        let Some(field) = self.field_mut(key) else { return false };
+        let Some(field) = self.field_mut(key) else {
+            return false;
+        };
         field.text = text.to_owned();
         field.error = check_setting(key, text);
         true
@@ -296,12 +402,20 @@ impl SetupState {
             return Some(&self.seed.text);
         }
         if let Some(field) = key.strip_prefix("training.") {
-            let index = TRAINING_FIELDS.iter().position(|(name, _, _)| *name == field)?;
+            let index = TRAINING_FIELDS
+                .iter()
+                .position(|(name, _, _)| *name == field)?;
             return Some(&self.training[index].text);
         }
         let (method, param) = key.split_once('.')?;
-        let row = self.methods.iter().find(|row| row.method.name() == method)?;
-        row.params.iter().find(|(name, _)| *name == param).map(|(_, field)| field.text.as_str())
+        let row = self
+            .methods
+            .iter()
+            .find(|row| row.method.name() == method)?;
+        row.params
+            .iter()
+            .find(|(name, _)| *name == param)
+            .map(|(_, field)| field.text.as_str())
     }
 
     fn field_mut(&mut self, key: &str) -> Option<&mut TextField> {
@@ -309,12 +423,20 @@ impl SetupState {
             return Some(&mut self.seed);
         }
         if let Some(field) = key.strip_prefix("training.") {
-            let index = TRAINING_FIELDS.iter().position(|(name, _, _)| *name == field)?;
+            let index = TRAINING_FIELDS
+                .iter()
+                .position(|(name, _, _)| *name == field)?;
             return self.training.get_mut(index);
         }
         let (method, param) = key.split_once('.')?;
-        let row = self.methods.iter_mut().find(|row| row.method.name() == method)?;
-        row.params.iter_mut().find(|(name, _)| *name == param).map(|(_, field)| field)
+        let row = self
+            .methods
+            .iter_mut()
+            .find(|row| row.method.name() == method)?;
+        row.params
+            .iter_mut()
+            .find(|(name, _)| *name == param)
+            .map(|(_, field)| field)
     }
 
     /// Runs exactly `methods`, in this order, keeping the parameters typed for each.
@@ -322,7 +444,12 @@ impl SetupState {
         for row in &mut self.methods {
             row.enabled = methods.contains(&row.method);
         }
-        self.methods.sort_by_key(|row| methods.iter().position(|&method| method == row.method).unwrap_or(usize::MAX));
+        self.methods.sort_by_key(|row| {
+            methods
+                .iter()
+                .position(|&method| method == row.method)
+                .unwrap_or(usize::MAX)
+        });
     }
 
     /// Reads the datasets from `dir` (`mnist/`, `fashion-mnist/`), or searches the usual places
@@ -365,7 +492,11 @@ impl SetupState {
             sequence: self.build_sequence()?,
             architecture: self.build_architecture()?,
             head: self.head,
-            training: Default::default(),
+            training: TrainingConfig {
+                insights: self.insights,
+                record_weights: self.record_weights,
+                ..self.base_training.clone()
+            },
             methods: Vec::new(),
             seed: 0,
             data_dir: self.data_dir_path(),
@@ -387,7 +518,11 @@ impl SetupState {
         apply_methods_list(&mut config, &list.join(",")).map_err(|error| error.to_string())?;
         for row in enabled {
             for (param, field) in &row.params {
-                set(&mut config, &format!("{}.{param}", row.method.name()), &field.text)?;
+                set(
+                    &mut config,
+                    &format!("{}.{param}", row.method.name()),
+                    &field.text,
+                )?;
             }
         }
         config.validate().map_err(|error| error.to_string())?;
@@ -400,18 +535,30 @@ impl SetupState {
             SequenceKind::SplitMnist => SequenceConfig::SplitMnist,
             SequenceKind::PermutedMnist => {
                 let text = self.permuted_tasks.text.trim();
-                let tasks = text.parse().map_err(|_| format!("invalid number of permuted tasks `{text}`: expected an integer >= 1"))?;
+                let tasks = text.parse().map_err(|_| {
+                    format!("invalid number of permuted tasks `{text}`: expected an integer >= 1")
+                })?;
                 SequenceConfig::PermutedMnist { tasks }
             }
-            SequenceKind::RotatedMnist => SequenceConfig::RotatedMnist { angles: parse_angles(&self.rotation_angles.text)? },
-            SequenceKind::Custom => SequenceConfig::Custom { datasets: self.custom_tasks.iter().map(CustomTask::to_source).collect() },
+            SequenceKind::RotatedMnist => SequenceConfig::RotatedMnist {
+                angles: parse_angles(&self.rotation_angles.text)?,
+            },
+            SequenceKind::Custom => SequenceConfig::Custom {
+                datasets: self
+                    .custom_tasks
+                    .iter()
+                    .map(CustomTask::to_source)
+                    .collect(),
+            },
         })
     }
 
     fn build_architecture(&self) -> Result<Architecture, String> {
         match self.architecture {
             Architecture::SeedCnn => Ok(Architecture::SeedCnn),
-            Architecture::Mlp { .. } => Ok(Architecture::Mlp { hidden: parse_widths(&self.hidden_widths.text)? }),
+            Architecture::Mlp { .. } => Ok(Architecture::Mlp {
+                hidden: parse_widths(&self.hidden_widths.text)?,
+            }),
         }
     }
 
@@ -420,25 +567,36 @@ impl SetupState {
         let mut requests = SetupRequests::default();
 
         ui.horizontal(|ui| {
-            ComboBox::from_id_salt("preset").selected_text("Load a preset…").show_ui(ui, |ui| {
-                for name in PRESETS {
-                    if ui.selectable_label(false, name).clicked() {
-                        self.load_preset(name);
+            ComboBox::from_id_salt("preset")
+                .selected_text("Load a preset…")
+                .show_ui(ui, |ui| {
+                    for name in PRESETS {
+                        if ui.selectable_label(false, name).clicked() {
+                            self.load_preset(name);
+                        }
                     }
-                }
-            });
+                });
         });
         ui.horizontal(|ui| {
-            if ui.add_enabled(file_buttons_enabled, egui::Button::new("Load…")).on_hover_text("Load an experiment file, as saved here or read by `run --config`.").clicked() {
+            if ui
+                .add_enabled(file_buttons_enabled, egui::Button::new("Load…"))
+                .on_hover_text("Load an experiment file, as saved here or read by `run --config`.")
+                .clicked()
+            {
                 requests.file = Some((FileAction::LoadExperiment, None));
             }
-            if ui.add_enabled(file_buttons_enabled, egui::Button::new("Save…")).on_hover_text("Save the experiment as a file that `run --config` reads.").clicked() {
+            if ui
+                .add_enabled(file_buttons_enabled, egui::Button::new("Save…"))
+                .on_hover_text("Save the experiment as a file that `run --config` reads.")
+                .clicked()
+            {
                 requests.file = Some((FileAction::SaveExperiment, None));
             }
         });
         ui.horizontal(|ui| {
             let label = ui.label("Name");
-            ui.add(TextEdit::singleline(&mut self.name).desired_width(180.0)).labelled_by(label.id);
+            ui.add(TextEdit::singleline(&mut self.name).desired_width(180.0))
+                .labelled_by(label.id);
         });
 
         ui.separator();
@@ -452,14 +610,22 @@ impl SetupState {
         requests
     }
 
-    fn show_sequence(&mut self, ui: &mut Ui, file_buttons_enabled: bool, requests: &mut SetupRequests) {
+    fn show_sequence(
+        &mut self,
+        ui: &mut Ui,
+        file_buttons_enabled: bool,
+        requests: &mut SetupRequests,
+    ) {
         ui.strong("Tasks");
         let before = self.sequence;
-        ComboBox::from_id_salt("sequence").selected_text(self.sequence.title()).width(220.0).show_ui(ui, |ui| {
-            for kind in SequenceKind::ALL {
-                ui.selectable_value(&mut self.sequence, kind, kind.title());
-            }
-        });
+        ComboBox::from_id_salt("sequence")
+            .selected_text(self.sequence.title())
+            .width(220.0)
+            .show_ui(ui, |ui| {
+                for kind in SequenceKind::ALL {
+                    ui.selectable_value(&mut self.sequence, kind, kind.title());
+                }
+            });
         if self.sequence != before {
             if self.sequence == SequenceKind::Custom && self.custom_tasks.is_empty() {
                 self.custom_tasks.push(CustomTask::empty(0));
@@ -469,10 +635,20 @@ impl SetupState {
 
         match self.sequence {
             SequenceKind::PermutedMnist => {
-                labelled_text(ui, "Permutations", "Number of tasks, each MNIST with its own fixed pixel permutation.", &mut self.permuted_tasks);
+                labelled_text(
+                    ui,
+                    "Permutations",
+                    "Number of tasks, each MNIST with its own fixed pixel permutation.",
+                    &mut self.permuted_tasks,
+                );
             }
             SequenceKind::RotatedMnist => {
-                labelled_text(ui, "Angles (°)", "Rotation of each task in degrees, comma-separated.", &mut self.rotation_angles);
+                labelled_text(
+                    ui,
+                    "Angles (°)",
+                    "Rotation of each task in degrees, comma-separated.",
+                    &mut self.rotation_angles,
+                );
             }
             SequenceKind::Custom => self.show_custom_tasks(ui, file_buttons_enabled, requests),
             SequenceKind::Seed | SequenceKind::SplitMnist => {}
@@ -497,23 +673,44 @@ impl SetupState {
         for (dataset, source) in &self.data.found {
             match source {
                 Ok(source) => {
-                    let note = if source.how_found == HowFound::Bundled { " (bundled subsets, for trying out)" } else { "" };
-                    ui.label(RichText::new(format!("{dataset}: {}{note}", source.dir.join(dataset).display())).small().weak());
+                    let note = if source.how_found == HowFound::Bundled {
+                        " (bundled subsets, for trying out)"
+                    } else {
+                        ""
+                    };
+                    ui.label(
+                        RichText::new(format!(
+                            "{dataset}: {}{note}",
+                            source.dir.join(dataset).display()
+                        ))
+                        .small()
+                        .weak(),
+                    );
                 }
                 Err(message) => {
-                    ui.label(RichText::new(format!("{dataset}: {message}")).small().color(ui.visuals().error_fg_color));
+                    ui.label(
+                        RichText::new(format!("{dataset}: {message}"))
+                            .small()
+                            .color(ui.visuals().error_fg_color),
+                    );
                 }
             }
         }
     }
 
-    fn show_custom_tasks(&mut self, ui: &mut Ui, file_buttons_enabled: bool, requests: &mut SetupRequests) {
+    fn show_custom_tasks(
+        &mut self,
+        ui: &mut Ui,
+        file_buttons_enabled: bool,
+        requests: &mut SetupRequests,
+    ) {
         let mut removed = None;
         for (index, task) in self.custom_tasks.iter_mut().enumerate() {
             ui.push_id(("custom task", index), |ui| {
                 ui.horizontal(|ui| {
                     let label = ui.label(format!("Task {}", index + 1));
-                    ui.add(TextEdit::singleline(&mut task.name).desired_width(110.0)).labelled_by(label.id);
+                    ui.add(TextEdit::singleline(&mut task.name).desired_width(110.0))
+                        .labelled_by(label.id);
                     ui.radio_value(&mut task.format, CustomFormat::Idx, "IDX");
                     ui.radio_value(&mut task.format, CustomFormat::Csv, "CSV");
                     if ui.small_button("Remove").clicked() {
@@ -523,10 +720,20 @@ impl SetupState {
                 for &slot in task.slots() {
                     ui.horizontal(|ui| {
                         let path = &mut task.paths[slot_index(slot)];
-                        ui.add(TextEdit::singleline(path).hint_text(slot.description()).desired_width(200.0));
-                        if ui.add_enabled(file_buttons_enabled, egui::Button::new("…").small()).on_hover_text("Choose the file").clicked() {
-                            let current = (!path.trim().is_empty()).then(|| PathBuf::from(path.trim()));
-                            requests.file = Some((FileAction::DatasetFile { task: index, slot }, current));
+                        ui.add(
+                            TextEdit::singleline(path)
+                                .hint_text(slot.description())
+                                .desired_width(200.0),
+                        );
+                        if ui
+                            .add_enabled(file_buttons_enabled, egui::Button::new("…").small())
+                            .on_hover_text("Choose the file")
+                            .clicked()
+                        {
+                            let current =
+                                (!path.trim().is_empty()).then(|| PathBuf::from(path.trim()));
+                            requests.file =
+                                Some((FileAction::DatasetFile { task: index, slot }, current));
                         }
                     });
                 }
@@ -536,10 +743,15 @@ impl SetupState {
             self.custom_tasks.remove(index);
         }
         if ui.button("Add task").clicked() {
-            self.custom_tasks.push(CustomTask::empty(self.custom_tasks.len()));
+            self.custom_tasks
+                .push(CustomTask::empty(self.custom_tasks.len()));
         }
         ui.label(
-            RichText::new("Images must be 28×28 with labels 0–9. CSV rows: the label, then 784 pixel values.").small().weak(),
+            RichText::new(
+                "Images must be 28×28 with labels 0–9. CSV rows: the label, then 784 pixel values.",
+            )
+            .small()
+            .weak(),
         );
     }
 
@@ -547,15 +759,29 @@ impl SetupState {
         ui.strong("Network");
         let is_mlp = matches!(self.architecture, Architecture::Mlp { .. });
         ui.horizontal(|ui| {
-            if ui.radio(!is_mlp, "Seed CNN").on_hover_text("Conv 32 3×3, ReLU, max-pool 2×2, dense output layer.").clicked() {
+            if ui
+                .radio(!is_mlp, "Seed CNN")
+                .on_hover_text("Conv 32 3×3, ReLU, max-pool 2×2, dense output layer.")
+                .clicked()
+            {
                 self.architecture = Architecture::SeedCnn;
             }
-            if ui.radio(is_mlp, "MLP").on_hover_text("Dense hidden layers with ReLU.").clicked() && !is_mlp {
+            if ui
+                .radio(is_mlp, "MLP")
+                .on_hover_text("Dense hidden layers with ReLU.")
+                .clicked()
+                && !is_mlp
+            {
                 self.architecture = Architecture::Mlp { hidden: Vec::new() };
             }
         });
         if is_mlp {
-            labelled_text(ui, "Hidden widths", "Units of each hidden layer, input side first, comma-separated.", &mut self.hidden_widths);
+            labelled_text(
+                ui,
+                "Hidden widths",
+                "Units of each hidden layer, input side first, comma-separated.",
+                &mut self.hidden_widths,
+            );
         }
         ui.horizontal(|ui| {
             ui.label("Output layer").on_hover_text("head: one shared output layer (domain-incremental) or one per task with the task known at test time (task-incremental).");
@@ -585,20 +811,47 @@ impl SetupState {
             ui.add(DragValue::new(&mut self.training_threads).range(1..=MAX_TRAINING_THREADS));
             ui.end_row();
         });
+        ui.checkbox(&mut self.insights, "Record insights").on_hover_text(
+            "training.insights: each run records its distance from θ* at every curve point and a Fisher diagonal \
+             after each task, for the Fisher, Weights and Distance tabs.",
+        );
+        if self.insights {
+            ui.horizontal(|ui| {
+                ui.label("Store weights").on_hover_text(format!(
+                    "training.record_weights: keep the weights after each task and the Fisher values in the \
+                     results, for the Fisher and Weights tabs. auto: for networks of up to \
+                     {AUTO_RECORD_WEIGHTS_MAX_PARAMS} parameters."
+                ));
+                for choice in [RecordWeights::Auto, RecordWeights::On, RecordWeights::Off] {
+                    ui.radio_value(&mut self.record_weights, choice, choice.name());
+                }
+            });
+        }
     }
 
     fn show_methods(&mut self, ui: &mut Ui) {
         ui.strong("Methods");
-        ui.label(RichText::new("A comma-separated list of values runs one copy per value.").small().weak());
+        ui.label(
+            RichText::new("A comma-separated list of values runs one copy per value.")
+                .small()
+                .weak(),
+        );
         for row in &mut self.methods {
             ui.push_id(row.method.name(), |ui| {
-                ui.checkbox(&mut row.enabled, method_title(row.method)).on_hover_text(method_help(row.method));
+                ui.checkbox(&mut row.enabled, method_title(row.method))
+                    .on_hover_text(method_help(row.method));
                 if row.enabled && !row.params.is_empty() {
                     ui.indent("params", |ui| {
                         Grid::new("params").num_columns(2).show(ui, |ui| {
                             for (param, field) in &mut row.params {
                                 let key = format!("{}.{param}", row.method.name());
-                                grid_text_row(ui, param_title(param), &param_help(&key), &key, field);
+                                grid_text_row(
+                                    ui,
+                                    param_title(param),
+                                    &param_help(&key),
+                                    &key,
+                                    field,
+                                );
                             }
                         });
                     });
@@ -608,7 +861,10 @@ impl SetupState {
         match self.build_config() {
             Ok(config) => {
                 let runs = expand_runs(&config).len();
-                ui.label(format!("{runs} run{} to compare", if runs == 1 { "" } else { "s" }));
+                ui.label(format!(
+                    "{runs} run{} to compare",
+                    if runs == 1 { "" } else { "s" }
+                ));
             }
             Err(message) => {
                 ui.label(RichText::new(message).color(ui.visuals().error_fg_color));
@@ -621,7 +877,8 @@ impl SetupState {
 fn labelled_text(ui: &mut Ui, label: &str, help: &str, field: &mut TextField) {
     ui.horizontal(|ui| {
         let label = ui.label(label).on_hover_text(help);
-        ui.add(TextEdit::singleline(&mut field.text).desired_width(140.0)).labelled_by(label.id);
+        ui.add(TextEdit::singleline(&mut field.text).desired_width(140.0))
+            .labelled_by(label.id);
     });
 }
 
@@ -629,14 +886,20 @@ fn labelled_text(ui: &mut Ui, label: &str, help: &str, field: &mut TextField) {
 /// any, in its own row. `key` is the `--set` key the field is checked as.
 fn grid_text_row(ui: &mut Ui, label: &str, help: &str, key: &str, field: &mut TextField) {
     let label = ui.label(label).on_hover_text(help);
-    let response = ui.add(TextEdit::singleline(&mut field.text).desired_width(110.0)).labelled_by(label.id);
+    let response = ui
+        .add(TextEdit::singleline(&mut field.text).desired_width(110.0))
+        .labelled_by(label.id);
     if response.changed() {
         field.error = check_setting(key, &field.text);
     }
     ui.end_row();
     if let Some(error) = &field.error {
         ui.label("");
-        ui.label(RichText::new(error).small().color(ui.visuals().error_fg_color));
+        ui.label(
+            RichText::new(error)
+                .small()
+                .color(ui.visuals().error_fg_color),
+        );
         ui.end_row();
     }
 }
@@ -651,7 +914,9 @@ fn check_setting(key: &str, text: &str) -> Option<String> {
     {
         return Some(error.to_string());
     }
-    apply_set(&mut scratch, &format!("{key}={}", text.trim())).err().map(|error| error.to_string())
+    apply_set(&mut scratch, &format!("{key}={}", text.trim()))
+        .err()
+        .map(|error| error.to_string())
 }
 
 /// The preset `name`, or the seed preset's shape built by hand should the name be unknown.
@@ -675,7 +940,8 @@ fn preset_or_default(name: &str) -> ExperimentConfig {
 /// [`TRAINING_FIELDS`].
 fn training_texts(config: &ExperimentConfig) -> Vec<String> {
     let training = &config.training;
-    let count_or_all = |value: Option<usize>| value.map_or_else(|| "all".to_owned(), |count| count.to_string());
+    let count_or_all =
+        |value: Option<usize>| value.map_or_else(|| "all".to_owned(), |count| count.to_string());
     TRAINING_FIELDS
         .iter()
         .map(|(name, _, _)| match *name {
@@ -701,13 +967,21 @@ fn method_rows(config: &ExperimentConfig) -> Vec<MethodRow> {
         }
     }
     let enabled_count = order.len();
-    order.extend(Method::ALL.iter().filter(|method| !config.methods.iter().any(|spec| spec.method() == **method)));
+    order.extend(
+        Method::ALL
+            .iter()
+            .filter(|method| !config.methods.iter().any(|spec| spec.method() == **method)),
+    );
 
     order
         .into_iter()
         .enumerate()
         .map(|(position, method)| {
-            let specs: Vec<_> = config.methods.iter().filter(|spec| spec.method() == method).collect();
+            let specs: Vec<_> = config
+                .methods
+                .iter()
+                .filter(|spec| spec.method() == method)
+                .collect();
             let defaults = [method.default_spec()];
             let params = method
                 .param_names()
@@ -715,7 +989,11 @@ fn method_rows(config: &ExperimentConfig) -> Vec<MethodRow> {
                 .map(|&param| {
                     let key = format!("{method}.{param}");
                     let mut values: Vec<String> = Vec::new();
-                    let sources: Vec<_> = if specs.is_empty() { defaults.iter().collect() } else { specs.clone() };
+                    let sources: Vec<_> = if specs.is_empty() {
+                        defaults.iter().collect()
+                    } else {
+                        specs.clone()
+                    };
                     for spec in sources {
                         if let Some(value) = spec.params().get(&key) {
                             let text = json_value_text(value);
@@ -727,7 +1005,11 @@ fn method_rows(config: &ExperimentConfig) -> Vec<MethodRow> {
                     (param, TextField::new(values.join(",")))
                 })
                 .collect();
-            MethodRow { method, enabled: position < enabled_count, params }
+            MethodRow {
+                method,
+                enabled: position < enabled_count,
+                params,
+            }
         })
         .collect()
 }
@@ -746,13 +1028,21 @@ fn json_value_text(value: &serde_json::Value) -> String {
 }
 
 fn join_numbers(values: &[f64]) -> String {
-    values.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn parse_angles(text: &str) -> Result<Vec<f64>, String> {
     text.split(',')
         .map(str::trim)
-        .map(|item| item.parse::<f64>().map_err(|_| format!("invalid rotation angle `{item}`: expected a number of degrees")))
+        .map(|item| {
+            item.parse::<f64>().map_err(|_| {
+                format!("invalid rotation angle `{item}`: expected a number of degrees")
+            })
+        })
         .collect()
 }
 
@@ -761,7 +1051,9 @@ fn parse_widths(text: &str) -> Result<Vec<usize>, String> {
         .map(str::trim)
         .map(|item| match item.parse::<usize>() {
             Ok(width) if width > 0 => Ok(width),
-            _ => Err(format!("invalid hidden layer width `{item}`: expected an integer >= 1")),
+            _ => Err(format!(
+                "invalid hidden layer width `{item}`: expected an integer >= 1"
+            )),
         })
         .collect()
 }
@@ -784,9 +1076,15 @@ fn method_help(method: Method) -> &'static str {
         Method::Joint => "joint: training on every task seen so far.",
         Method::Frozen => "frozen: after the first task only the output layer trains.",
         Method::L2 => "l2: loss + λ/2 · Σ (θ − θ*)², θ* the weights after the previous task.",
-        Method::Ewc => "ewc: loss + λ/2 · Σ F (θ − θ*)², one penalty per old task (Kirkpatrick et al. 2017).",
-        Method::OnlineEwc => "online-ewc: one running Fisher, γ·F + F_new after each task, around the latest anchor (Schwarz et al. 2018).",
-        Method::Lwf => "lwf: loss + α · T² · KL between the old and new network's softened outputs (Li and Hoiem 2016).",
+        Method::Ewc => {
+            "ewc: loss + λ/2 · Σ F (θ − θ*)², one penalty per old task (Kirkpatrick et al. 2017)."
+        }
+        Method::OnlineEwc => {
+            "online-ewc: one running Fisher, γ·F + F_new after each task, around the latest anchor (Schwarz et al. 2018)."
+        }
+        Method::Lwf => {
+            "lwf: loss + α · T² · KL between the old and new network's softened outputs (Li and Hoiem 2016)."
+        }
     }
 }
 
@@ -826,19 +1124,32 @@ mod tests {
 
         let built = setup.build_config().expect("the preset is valid");
 
-        assert_eq!(built, preset, "the panel should rebuild the preset unchanged");
+        assert_eq!(
+            built, preset,
+            "the panel should rebuild the preset unchanged"
+        );
     }
 
     #[test]
     fn sweep_list_expands_like_set() {
-        let mut setup = SetupState::from_config(&ExperimentConfig::preset("seed").expect("the seed preset exists"));
-        assert!(setup.set_text("ewc.lambda", "10,100"), "ewc.lambda is a field of the panel");
+        let mut setup = SetupState::from_config(
+            &ExperimentConfig::preset("seed").expect("the seed preset exists"),
+        );
+        assert!(
+            setup.set_text("ewc.lambda", "10,100"),
+            "ewc.lambda is a field of the panel"
+        );
 
-        let built = setup.build_config().expect("a list of valid values is valid");
+        let built = setup
+            .build_config()
+            .expect("a list of valid values is valid");
 
         let mut expected = ExperimentConfig::preset("seed").expect("the seed preset exists");
         apply_set(&mut expected, "ewc.lambda=10,100").expect("the same sweep on the command line");
-        assert_eq!(built.methods, expected.methods, "the panel and --set should expand a sweep the same way");
+        assert_eq!(
+            built.methods, expected.methods,
+            "the panel and --set should expand a sweep the same way"
+        );
     }
 
     #[test]
@@ -848,44 +1159,90 @@ mod tests {
 
         let setup = SetupState::from_config(&config);
 
-        assert_eq!(setup.text("ewc.lambda"), Some("10,100"), "a swept parameter shows as its list of values");
-        assert_eq!(setup.build_config().expect("valid"), config, "the list rebuilds the same runs");
+        assert_eq!(
+            setup.text("ewc.lambda"),
+            Some("10,100"),
+            "a swept parameter shows as its list of values"
+        );
+        assert_eq!(
+            setup.build_config().expect("valid"),
+            config,
+            "the list rebuilds the same runs"
+        );
+    }
+
+    #[test]
+    fn insight_settings_survive_round_trip() {
+        let mut config = ExperimentConfig::preset("seed").expect("the seed preset exists");
+        apply_set(&mut config, "training.insights=off").expect("valid switch");
+        apply_set(&mut config, "training.record_weights=on").expect("valid choice");
+
+        let built = SetupState::from_config(&config)
+            .build_config()
+            .expect("valid");
+
+        assert!(!built.training.insights, "insights stay off as loaded");
+        assert_eq!(
+            built.training.record_weights,
+            RecordWeights::On,
+            "record_weights stays as loaded"
+        );
     }
 
     #[test]
     fn invalid_value_reports_its_key() {
-        let mut setup = SetupState::from_config(&ExperimentConfig::preset("seed").expect("the seed preset exists"));
+        let mut setup = SetupState::from_config(
+            &ExperimentConfig::preset("seed").expect("the seed preset exists"),
+        );
         setup.set_text("training.limit", "some");
 
         let error = setup.build_config().expect_err("`some` is not a count");
 
-        assert!(error.contains("training.limit"), "the message should name the field: {error}");
+        assert!(
+            error.contains("training.limit"),
+            "the message should name the field: {error}"
+        );
     }
 
     #[test]
     fn no_methods_is_an_error() {
-        let mut setup = SetupState::from_config(&ExperimentConfig::preset("seed").expect("the seed preset exists"));
+        let mut setup = SetupState::from_config(
+            &ExperimentConfig::preset("seed").expect("the seed preset exists"),
+        );
         setup.set_methods(&[]);
 
-        let error = setup.build_config().expect_err("an experiment needs a method");
+        let error = setup
+            .build_config()
+            .expect_err("an experiment needs a method");
 
-        assert!(error.contains("at least one method"), "the message should say what is missing: {error}");
+        assert!(
+            error.contains("at least one method"),
+            "the message should say what is missing: {error}"
+        );
     }
 
     #[test]
     fn set_methods_orders_runs() {
-        let mut setup = SetupState::from_config(&ExperimentConfig::preset("seed").expect("the seed preset exists"));
+        let mut setup = SetupState::from_config(
+            &ExperimentConfig::preset("seed").expect("the seed preset exists"),
+        );
         setup.set_methods(&[Method::Ewc, Method::Finetune]);
 
         let built = setup.build_config().expect("valid");
 
         let methods: Vec<Method> = built.methods.iter().map(|spec| spec.method()).collect();
-        assert_eq!(methods, [Method::Ewc, Method::Finetune], "runs follow the order given");
+        assert_eq!(
+            methods,
+            [Method::Ewc, Method::Finetune],
+            "runs follow the order given"
+        );
     }
 
     #[test]
     fn custom_sequence_builds_dataset_sources() {
-        let mut setup = SetupState::from_config(&ExperimentConfig::preset("seed").expect("the seed preset exists"));
+        let mut setup = SetupState::from_config(
+            &ExperimentConfig::preset("seed").expect("the seed preset exists"),
+        );
         setup.sequence = SequenceKind::Custom;
         setup.custom_tasks = vec![CustomTask::empty(0)];
         setup.custom_tasks[0].format = CustomFormat::Csv;
@@ -894,7 +1251,17 @@ mod tests {
 
         let built = setup.build_config().expect("a named CSV task is valid");
 
-        let expected = DatasetSource::Csv { name: "task-1".to_owned(), train: "train.csv".into(), test: "test.csv".into() };
-        assert_eq!(built.sequence, SequenceConfig::Custom { datasets: vec![expected] }, "one CSV task with both paths");
+        let expected = DatasetSource::Csv {
+            name: "task-1".to_owned(),
+            train: "train.csv".into(),
+            test: "test.csv".into(),
+        };
+        assert_eq!(
+            built.sequence,
+            SequenceConfig::Custom {
+                datasets: vec![expected]
+            },
+            "one CSV task with both paths"
+        );
     }
 }
