@@ -19,7 +19,7 @@ use super::frame_times::{FrameSummary, FrameTimes};
 use super::log_panel::{LogLine, LogPanel};
 use super::session::{Phase, Session};
 use super::setup::SetupState;
-use super::shared_gpu::{GpuStatus, SharedGpu};
+use super::shared_gpu::{GpuStatus, SharedGpu, lower_worker_priority};
 
 /// How often frame times go to the debug log while an experiment trains or every frame is
 /// repainted.
@@ -523,6 +523,7 @@ impl eframe::App for WorkbenchApp {
 /// Opens the GPU on a worker thread and logs the adapter, or the error and what to do.
 fn open_gpu_in_background(gpu: SharedGpu, notifier: Notifier) {
     let spawned = thread::Builder::new().name("open gpu".to_owned()).spawn(move || {
+        lower_worker_priority();
         let line = match gpu.get_or_open() {
             Ok(context) => {
                 let adapter = &context.adapter;

@@ -20,7 +20,7 @@ use crate::plots::{self, EXPORT_PIXELS_PER_POINT, OffscreenRenderer, PlotError, 
 
 use super::events::{AppEvent, Notifier};
 use super::log_panel::LogLine;
-use super::shared_gpu::SharedGpu;
+use super::shared_gpu::{SharedGpu, lower_worker_priority};
 
 // NOTE: these sizes repeat the private ones `plots::write_all_plots` uses, so a single exported
 // figure can come out at a different size from the same figure in `run --out` if either side
@@ -315,6 +315,7 @@ fn spawn_export(
     let spawned = thread::Builder::new()
         .name("plot export".to_owned())
         .spawn(move || {
+            lower_worker_priority();
             let line = match export() {
                 Ok(message) => LogLine::info(message),
                 Err(error) => LogLine::error(

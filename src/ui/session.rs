@@ -21,7 +21,7 @@ use crate::experiment::runner::{self, PreparedTasks, RunEvent};
 
 use super::events::{Notifier, SessionEvent};
 use super::log_panel::LogLine;
-use super::shared_gpu::SharedGpu;
+use super::shared_gpu::{SharedGpu, lower_worker_priority};
 
 /// Stage of a run's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +375,7 @@ impl Worker {
     }
 
     fn run(self) {
+        lower_worker_priority();
         let notify = |event| self.notifier.session(self.id, event);
 
         notify(SessionEvent::Preparing("loading data".to_owned()));
@@ -429,6 +430,7 @@ impl Worker {
                 let sender = sender.clone();
                 let (worker, next_run, context, prepared) = (&self, &next_run, &context, &prepared);
                 scope.spawn(move || {
+                    lower_worker_priority();
                     while let Some(index) = worker.claim_run(next_run) {
                         let run = &worker.runs[index];
                         let cancel = &*worker.cancel_flags[index];
