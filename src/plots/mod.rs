@@ -71,22 +71,22 @@ pub const WEIGHTS_DISTANCE_PNG: &str = "weights-distance.png";
 pub const EXPORT_PIXELS_PER_POINT: f32 = 2.0;
 
 /// Size of one panel of the accuracy-curve figure, title included, in points.
-const CURVE_PANEL: Vec2 = Vec2::new(420.0, 300.0);
+pub const CURVE_PANEL: Vec2 = Vec2::new(420.0, 300.0);
 /// Smallest side of an accuracy-matrix cell, in points: room for "100.0" in the monospace font.
-const MATRIX_CELL: f32 = 64.0;
+pub const MATRIX_CELL: f32 = 64.0;
 /// Approximate mean character width of egui's default body font, in points, for sizing the
 /// matrix cells and axis to the task names that label them.
-const BODY_CHARACTER_WIDTH: f32 = 7.0;
+pub const BODY_CHARACTER_WIDTH: f32 = 7.0;
 /// Room around the matrix cells for the panel title, the axis titles and padding, in points.
-const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
+pub const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
 /// Size of the trade-off and loss-and-penalty figures, in points.
-const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
+pub const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
 /// Room above the panels for the heading, the legend or colour scale, and the page margins.
-const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
+pub const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
 /// Size of a Fisher figure, in points: the first-layer map beside the per-layer histograms.
-const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
+pub const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
 /// Size of one layer's panel in the weight-histogram figure, title included, in points.
-const WEIGHT_PANEL: Vec2 = Vec2::new(460.0, 320.0);
+pub const WEIGHT_PANEL: Vec2 = Vec2::new(460.0, 320.0);
 
 /// An error from writing the plots.
 #[derive(Debug, thiserror::Error)]

@@ -16,32 +16,14 @@ use egui::{Ui, Vec2};
 
 use crate::experiment::results::Results;
 use crate::gpu::GpuContext;
-use crate::plots::{self, EXPORT_PIXELS_PER_POINT, OffscreenRenderer, PlotError, RenderError};
+use crate::plots::{
+    self, BODY_CHARACTER_WIDTH, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FIGURE_CHROME, FISHER_FIGURE, MATRIX_CELL, MATRIX_CHROME,
+    OffscreenRenderer, PlotError, RenderError, SINGLE_FIGURE, WEIGHT_PANEL,
+};
 
 use super::events::{AppEvent, Notifier};
 use super::log_panel::LogLine;
 use super::shared_gpu::{SharedGpu, lower_worker_priority};
-
-// NOTE: these sizes repeat the private ones `plots::write_all_plots` uses, so a single exported
-// figure can come out at a different size from the same figure in `run --out` if either side
-// changes. A public per-figure render function in `plots` would remove the copy.
-/// Size of one run's panel in the accuracy-curve figure, in points.
-const CURVE_PANEL: Vec2 = Vec2::new(420.0, 300.0);
-/// Smallest side of one accuracy-matrix cell, in points.
-const MATRIX_CELL: f32 = 64.0;
-/// Approximate mean character width of egui's body font, in points, for sizing matrix cells to
-/// the task names below them.
-const BODY_CHARACTER_WIDTH: f32 = 7.0;
-/// Room for the panel title and the axis titles around each matrix, in points.
-const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
-/// Size of the trade-off, loss-and-penalty and distance figures, in points.
-const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
-/// Room above a grid of panels for the heading and the legend or colour scale, in points.
-const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
-/// Size of a Fisher figure, in points.
-const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
-/// Size of one layer's panel in the weight-histogram figure, in points.
-const WEIGHT_PANEL: Vec2 = Vec2::new(460.0, 320.0);
 
 /// A figure of the comparison, as the window shows it and exports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
