@@ -1,6 +1,6 @@
 //! Drives each run of an experiment through the task sequence on the GPU engine.
 //!
-//! The runner knows nothing about terminals or windows: it sends [`RunEvent`]s over a channel
+//! The runner has no terminal or window code: it sends [`RunEvent`]s over a channel
 //! and returns [`Results`]. A failing or diverging run ends with its status and message and the
 //! next run starts; a cancel flag stops the current run and marks the rest cancelled.
 //!

@@ -428,12 +428,12 @@ impl GpuTrainer {
         }
     }
 
-    /// The network being trained.
+    /// Returns the network being trained.
     pub fn network(&self) -> &Network {
         &self.net
     }
 
-    /// The GPU context.
+    /// Returns the GPU context.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
     }
@@ -488,7 +488,8 @@ impl GpuTrainer {
         let anchor_buffer = storage(device, "anchors", floats(len * tasks));
         let importance_buffer = storage(device, "importance", floats(len * tasks));
         for (t, (anchor, importance)) in anchors.iter().zip(importances).enumerate() {
-            assert!(anchor.len() == len && importance.len() == len, "anchor and importance match the layout");
+            assert_eq!(anchor.len(), len, "anchor {t} matches the layout");
+            assert_eq!(importance.len(), len, "importance {t} matches the layout");
             let offset = floats(t * len);
             self.ctx.queue.write_buffer(&anchor_buffer, offset, bytemuck::cast_slice(anchor));
             self.ctx.queue.write_buffer(&importance_buffer, offset, bytemuck::cast_slice(importance));
@@ -515,7 +516,8 @@ impl GpuTrainer {
         self.penalty.as_ref().map_or(0, |p| p.tasks)
     }
 
-    /// The penalty's current value λ/2 Σ F (θ − θ*)², computed on the GPU; 0 without a penalty.
+    /// Computes the penalty's current value λ/2 Σ F (θ − θ*)² on the GPU, or returns 0 without
+    /// a penalty.
     pub fn penalty_value(&mut self) -> Result<f32, GpuError> {
         let Some(penalty) = &self.penalty else { return Ok(0.0) };
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
@@ -531,8 +533,8 @@ impl GpuTrainer {
         Ok(values[chunks])
     }
 
-    /// One optimizer step on a batch: forward, loss (with distillation if set), backward,
-    /// penalty gradient (if set), optimizer update of the trainable parameters.
+    /// Takes one optimizer step on a batch: forward, loss (with distillation if set), backward,
+    /// penalty gradient (if set), and the update of the trainable parameters.
     pub fn train_step(&mut self, images: &[f32], targets: &[u32], head: usize) {
         self.upload_batch(images, targets);
         self.step += 1;
@@ -547,8 +549,8 @@ impl GpuTrainer {
         self.throttle();
     }
 
-    /// The gradient of the training loss (with distillation and penalty if set) at the current
-    /// parameters, without a step. Used by tests and inspection, not by training.
+    /// Computes the gradient of the training loss (with distillation and penalty if set) at the
+    /// current parameters, without a step. Used by tests and inspection, not by training.
     pub fn gradient(&mut self, images: &[f32], targets: &[u32], head: usize) -> Result<Vec<f32>, GpuError> {
         self.upload_batch(images, targets);
         let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
