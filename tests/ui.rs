@@ -368,6 +368,43 @@ fn diverged_run_keeps_finished_runs() {
 }
 
 #[test]
+fn stop_all_cancels_waiting_runs() {
+    let mut harness = start_app();
+    set_up_tiny_experiment(&mut harness, &[Method::Finetune, Method::Ewc, Method::Lwf]);
+
+    topmost_node(&harness, "Run").click();
+    harness.step();
+    // The session is still loading data, so no run has started yet.
+    harness.get_by_label("Stop all").click();
+    harness.step();
+    let ended = step_until(&mut harness, TINY_RUN_TIMEOUT, |app| !app.is_running());
+
+    assert!(ended, "a stopped experiment should end");
+    let results = app(&harness)
+        .results()
+        .cloned()
+        .expect("a stopped experiment has results");
+    for run in &results.runs {
+        assert_eq!(
+            run.status,
+            RunStatus::Cancelled,
+            "{} should be cancelled",
+            run.label
+        );
+        assert!(
+            !run.message.is_empty(),
+            "{} should say when it was cancelled",
+            run.label
+        );
+    }
+    let cancelled_cells = harness.query_all_by_label("cancelled").count();
+    assert_eq!(
+        cancelled_cells, 3,
+        "the summary table should show every run as cancelled"
+    );
+}
+
+#[test]
 fn missing_data_is_reported_in_log() {
     let mut harness = start_app();
     let missing = scratch_dir("missing-data").join("no-such-folder");

@@ -17,8 +17,9 @@ use egui::{Ui, Vec2};
 use crate::experiment::results::Results;
 use crate::gpu::GpuContext;
 use crate::plots::{
-    self, BODY_CHARACTER_WIDTH, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FIGURE_CHROME, FISHER_FIGURE, MATRIX_CELL, MATRIX_CHROME,
-    OffscreenRenderer, PlotError, RenderError, SINGLE_FIGURE, WEIGHT_PANEL,
+    self, BODY_CHARACTER_WIDTH, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FIGURE_CHROME, FISHER_FIGURE,
+    MATRIX_CELL, MATRIX_CHROME, OffscreenRenderer, PlotError, RenderError, SINGLE_FIGURE,
+    WEIGHT_PANEL,
 };
 
 use super::events::{AppEvent, Notifier};

@@ -30,7 +30,8 @@ pub enum RunState {
     Queued,
     /// Training.
     Running,
-    /// Stop was requested; the run ends at its next step.
+    /// Stop was requested: the run ends at its next step, or when its turn comes if it had not
+    /// started.
     Stopping,
     /// Ended with this status.
     Ended(RunStatus),
@@ -203,7 +204,7 @@ impl Session {
             (self.cancel_flags.get(index), self.progress.get_mut(index))
         {
             flag.store(true, Ordering::Relaxed);
-            if progress.state == RunState::Running {
+            if matches!(progress.state, RunState::Queued | RunState::Running) {
                 progress.state = RunState::Stopping;
             }
         }
