@@ -1,9 +1,9 @@
 //! Messages from worker threads to the UI thread.
 //!
 //! Every thread that works for the window (training, opening the GPU, exporting, file dialogs)
-//! has a [`Notifier`]. It sends an [`AppEvent`] over one channel and asks egui for a repaint,
-//! so the UI thread wakes up, drains the channel at the start of its next frame and never waits
-//! for a worker.
+//! has a [`Notifier`]. It sends an [`AppEvent`] over one channel and requests a repaint, so the
+//! UI thread wakes up and drains the channel at the start of its next frame, without waiting for
+//! any worker.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;

@@ -7,7 +7,6 @@
 //! waits for the GPU, so the window runs it on a worker thread ([`spawn_plot_export`]); the
 //! path-based functions here also serve tests and scripts.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -237,24 +236,10 @@ pub fn write_plot_png(
     path: &Path,
 ) -> Result<(), ExportError> {
     let png = render_plot_png(gpu, results, figure)?;
-    write_whole(path, &png).map_err(|source| ExportError::Write {
+    crate::experiment::write_atomically(path, &png).map_err(|source| ExportError::Write {
         path: path.to_owned(),
         source,
     })
-}
-
-/// Writes `bytes` into a temporary file next to `path` and renames it over `path`, so a failed
-/// write leaves an existing file as it was.
-fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut temporary_name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
-    temporary_name.push(format!(".{}.part", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let written = fs::write(&temporary, bytes).and_then(|()| fs::rename(&temporary, path));
-    if written.is_err() {
-        // The write error matters more than a failed clean-up.
-        let _ = fs::remove_file(&temporary);
-    }
-    written
 }
 
 /// Renders `figure` into `path` on a worker thread and reports the outcome to the log.
