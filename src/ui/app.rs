@@ -258,7 +258,9 @@ impl WorkbenchApp {
                     ui.label(RichText::new(format!("{:.1} ms/frame ({:.0} fps)", summary.mean_interval_ms, summary.frames_per_second())).small().weak())
                         .on_hover_text(format!(
                             "Over the last {} frames: mean interval {:.1} ms, longest {:.1} ms, UI code {:.1} ms per frame{cpu}. \
-                             Pauses longer than 250 ms, when nothing needs drawing, are left out.",
+                             Pauses longer than 250 ms, when nothing needs drawing, are left out. Without \
+                             \"repaint every frame\" the window draws only on input and progress, so the \
+                             interval follows them; with it, the interval is the fastest the window can draw.",
                             summary.frames, summary.mean_interval_ms, summary.max_interval_ms, summary.mean_build_ms
                         ));
                 }
