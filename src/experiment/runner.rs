@@ -30,7 +30,7 @@ use crate::rng::Rng;
 /// Test images per evaluation batch.
 const EVAL_BATCH: usize = 500;
 
-/// What stops an experiment before any run starts.
+/// Error that stops an experiment before any run starts.
 #[derive(Debug, Error)]
 pub enum RunnerError {
     /// A dataset could not be found or read.
@@ -168,7 +168,7 @@ impl PreparedTasks {
     }
 }
 
-/// The device description stored in results.
+/// Returns the device description stored in results.
 pub fn device_info(ctx: &GpuContext) -> DeviceInfo {
     DeviceInfo {
         adapter: ctx.adapter.name.clone(),
@@ -200,7 +200,7 @@ pub fn run_experiment(
         } else {
             run_one_with_cache(ctx, config, prepared, run, index, events, cancel, &fisher_cache).0
         };
-        // A closed channel only means nobody is listening any more.
+        // A closed channel only means that no receiver is left.
         let _ = events.send(RunEvent::Finished { run: index, result: Box::new(result.clone()) });
         results.runs.push(result);
     }

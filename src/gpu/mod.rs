@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-/// What can go wrong while finding and opening a GPU.
+/// Error from finding and opening a GPU.
 #[derive(Debug, Error)]
 pub enum GpuError {
     /// No adapter passed the filters and capability checks.

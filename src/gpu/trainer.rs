@@ -19,7 +19,7 @@ use super::{GpuContext, GpuError, Kernel};
 use crate::model::{IMAGE_PIXELS, Layer, Network};
 use crate::reference::{Adam, OptimizerKind};
 
-/// Which distribution over labels the Fisher diagonal averages the squared gradients under.
+/// Label distribution under which the Fisher diagonal averages the squared gradients.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FisherKind {
@@ -205,7 +205,7 @@ impl LossMode {
     }
 }
 
-/// Where backward passes write: the gradient (overwritten or added to) or the Fisher
+/// Destination of a backward pass: the gradient (overwritten or added to) or the Fisher
 /// accumulator (added to, one squared gradient per sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum GradientTarget {
@@ -215,7 +215,7 @@ enum GradientTarget {
 }
 
 impl GradientTarget {
-    /// The `mode` of the layer kernels: 0 writes sums, 1 adds per-sample squares, 2 adds sums.
+    /// Returns the `mode` of the layer kernels: 0 writes sums, 1 adds per-sample squares, 2 adds sums.
     fn mode(self) -> u32 {
         match self {
             Self::Gradient => 0,
@@ -674,9 +674,9 @@ impl GpuTrainer {
         Ok(EvalResult { correct: sums[1] as u32, samples, mean_loss: if samples == 0 { 0.0 } else { sums[0] / sums[2] } })
     }
 
-    /// The diagonal of the Fisher information of head `head` at the current parameters: the mean
-    /// over the given samples of the per-sample squared gradient of log p(y|x), with y as `kind`
-    /// says. `uniforms` (one number in [0, 1) per sample) drive the sampled variant.
+    /// Computes the diagonal of the Fisher information of head `head` at the current parameters:
+    /// the mean over the given samples of the per-sample squared gradient of log p(y|x), with y
+    /// chosen by `kind`. `uniforms` (one number in [0, 1) per sample) drive the sampled variant.
     pub fn fisher_diagonal(
         &mut self,
         images: &[f32],
@@ -880,7 +880,7 @@ impl GpuTrainer {
         }
     }
 
-    /// A dense layer's weight and bias gradients.
+    /// Records a dense layer's weight and bias gradients.
     fn dense_weight_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer]) -> [Dispatch; 2] {
         let (device, k) = (&self.ctx.device, &self.ctx.kernels);
         [
@@ -889,7 +889,7 @@ impl GpuTrainer {
         ]
     }
 
-    /// A dense layer's input gradient.
+    /// Records a dense layer's input gradient.
     fn dense_input_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], batch: usize) -> Dispatch {
         let (device, k) = (&self.ctx.device, &self.ctx.kernels);
         Dispatch::new(device, &k.dense_backward_input_blocked, config, buffers, Grid::Rows(d.inputs.div_ceil(4), batch.div_ceil(4)))

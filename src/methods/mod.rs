@@ -38,7 +38,7 @@ pub struct MethodState {
     pub fishers: Vec<Vec<f32>>,
 }
 
-/// Which head task `task` trains and is evaluated with.
+/// Returns the head that task `task` trains and is evaluated with.
 pub fn head_for(head_mode: HeadMode, task: usize) -> usize {
     match head_mode {
         HeadMode::Shared => 0,
@@ -52,12 +52,12 @@ impl MethodState {
         Self { spec, anchors: Vec::new(), importances: Vec::new(), old_params: None, fishers: Vec::new() }
     }
 
-    /// The method's parameters.
+    /// Returns the method's parameters.
     pub fn spec(&self) -> &MethodSpec {
         &self.spec
     }
 
-    /// Whether the loss carries a penalty or distillation term worth reporting.
+    /// Returns whether the loss carries a penalty or distillation term worth reporting.
     pub fn has_penalty(&self) -> bool {
         matches!(self.spec, MethodSpec::L2 { .. } | MethodSpec::Ewc { .. } | MethodSpec::OnlineEwc { .. } | MethodSpec::Lwf { .. })
     }
@@ -95,7 +95,7 @@ impl MethodState {
         }
     }
 
-    /// The tasks whose training data task `task` trains on.
+    /// Returns the tasks whose training data task `task` trains on.
     pub fn training_tasks(&self, task: usize) -> std::ops::RangeInclusive<usize> {
         if matches!(self.spec, MethodSpec::Joint) { 0..=task } else { task..=task }
     }
@@ -142,7 +142,7 @@ impl MethodState {
         Ok(None)
     }
 
-    /// The penalty matrices currently applied, for tests and inspection: (anchors, importances).
+    /// Returns the penalty terms currently applied, for tests and inspection: (anchors, importances).
     pub fn penalty_terms(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
         (&self.anchors, &self.importances)
     }

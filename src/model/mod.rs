@@ -65,7 +65,7 @@ impl TryFrom<ArchitectureFile> for Architecture {
 }
 
 impl Architecture {
-    /// The MLP with its default hidden layers (2×400).
+    /// Returns the MLP with its default hidden layers (2×400).
     pub fn default_mlp() -> Self {
         Self::Mlp { hidden: default_mlp_hidden() }
     }
@@ -82,7 +82,7 @@ impl Architecture {
     }
 }
 
-/// Which block of the layout a parameter belongs to.
+/// Block of the layout that a parameter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Part {
@@ -110,7 +110,7 @@ pub struct ParamEntry {
 }
 
 impl ParamEntry {
-    /// The index range of this tensor in the flat vector.
+    /// Returns the index range of this tensor in the flat vector.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.len
     }
@@ -140,7 +140,7 @@ impl ParamLayout {
         self.entries.iter().find(|e| e.name == name)
     }
 
-    /// The contiguous range holding every feature-layer parameter.
+    /// Returns the contiguous range that contains every feature-layer parameter.
     pub fn features_range(&self) -> std::ops::Range<usize> {
         let end = self
             .entries
@@ -152,7 +152,7 @@ impl ParamLayout {
         0..end
     }
 
-    /// The contiguous range holding head `head`.
+    /// Returns the contiguous range that contains head `head`.
     pub fn head_range(&self, head: usize) -> std::ops::Range<usize> {
         let mut heads = self.entries.iter().filter(|e| e.part == Part::Head(head));
         let first = heads.next().map_or(0, |e| e.offset);

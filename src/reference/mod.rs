@@ -22,7 +22,7 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// The logits rounded to `f32`, as the GPU produces them.
+    /// Returns the logits rounded to `f32`, as the GPU produces them.
     pub fn logits_f32(&self) -> Vec<f32> {
         self.logits.iter().map(|&z| z as f32).collect()
     }
@@ -337,7 +337,7 @@ pub fn fisher_diagonal(
     fisher.into_iter().map(|f| (f / targets.len() as f64) as f32).collect()
 }
 
-/// The label at the inverse CDF of `probs` at `u`.
+/// Returns the label at the inverse CDF of `probs` at `u`.
 pub fn sample_label(probs: &[f64], u: f32) -> u32 {
     let mut cumulative = 0.0;
     for (c, p) in probs.iter().enumerate() {
