@@ -73,16 +73,16 @@ pub const EXPORT_PIXELS_PER_POINT: f32 = 2.0;
 /// Size of one panel of the accuracy-curve figure, title included, in points.
 pub const CURVE_PANEL: Vec2 = Vec2::new(420.0, 300.0);
 /// Smallest side of an accuracy-matrix cell, in points: room for "100.0" in the monospace font.
-pub const MATRIX_CELL: f32 = 64.0;
+const MATRIX_CELL: f32 = 64.0;
 /// Approximate mean character width of egui's default body font, in points, for sizing the
 /// matrix cells and axis to the task names that label them.
-pub const BODY_CHARACTER_WIDTH: f32 = 7.0;
+const BODY_CHARACTER_WIDTH: f32 = 7.0;
 /// Room around the matrix cells for the panel title, the axis titles and padding, in points.
-pub const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
+const MATRIX_CHROME: Vec2 = Vec2::new(56.0, 90.0);
 /// Size of the trade-off and loss-and-penalty figures, in points.
 pub const SINGLE_FIGURE: Vec2 = Vec2::new(760.0, 540.0);
 /// Room above the panels for the heading, the legend or colour scale, and the page margins.
-pub const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
+const FIGURE_CHROME: Vec2 = Vec2::new(32.0, 96.0);
 /// Size of a Fisher figure, in points: the first-layer map beside the per-layer histograms.
 pub const FISHER_FIGURE: Vec2 = Vec2::new(960.0, 600.0);
 /// Size of one layer's panel in the weight-histogram figure, title included, in points.
@@ -237,7 +237,7 @@ fn insight_figures<'a>(results: &'a Results, slugs: &[String]) -> Vec<Figure<'a>
 
 /// Computes the size in points of a figure with `panels` panels of `panel` points, in rows of
 /// at most [`figures::MAX_PANELS_PER_ROW`].
-fn grid_figure_size(panels: usize, panel: Vec2) -> Vec2 {
+pub fn grid_figure_size(panels: usize, panel: Vec2) -> Vec2 {
     let columns = panels.clamp(1, figures::MAX_PANELS_PER_ROW);
     let rows = panels.div_ceil(columns).max(1);
     let spacing = egui::Style::default().spacing.item_spacing;
@@ -247,9 +247,9 @@ fn grid_figure_size(panels: usize, panel: Vec2) -> Vec2 {
     ) + FIGURE_CHROME
 }
 
-/// Panel size for an accuracy matrix of `tasks`: cells wide enough for the column names below
-/// them, and a row-name axis as wide as the longest name.
-fn matrix_panel_size(tasks: &[String]) -> Vec2 {
+/// Computes the panel size for an accuracy matrix of `tasks`: cells wide enough for the column
+/// names below them, and a row-name axis as wide as the longest name.
+pub fn matrix_panel_size(tasks: &[String]) -> Vec2 {
     let longest_name = tasks
         .iter()
         .map(|name| name.chars().count())

@@ -16,9 +16,8 @@ use egui::{Ui, Vec2};
 use crate::experiment::results::Results;
 use crate::gpu::GpuContext;
 use crate::plots::{
-    self, BODY_CHARACTER_WIDTH, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FIGURE_CHROME, FISHER_FIGURE,
-    MATRIX_CELL, MATRIX_CHROME, OffscreenRenderer, PlotError, RenderError, SINGLE_FIGURE,
-    WEIGHT_PANEL,
+    self, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FISHER_FIGURE, OffscreenRenderer, PlotError, RenderError,
+    SINGLE_FIGURE, WEIGHT_PANEL,
 };
 
 use super::events::{AppEvent, Notifier};
@@ -124,9 +123,9 @@ impl PlotFigure {
     /// at most [`plots::figures::MAX_PANELS_PER_ROW`] panels.
     pub fn size_in_points(&self, results: &Results) -> Vec2 {
         match self {
-            Self::AccuracyCurves => grid_size(results.runs.len(), CURVE_PANEL),
+            Self::AccuracyCurves => plots::grid_figure_size(results.runs.len(), CURVE_PANEL),
             Self::AccuracyMatrices => {
-                grid_size(results.runs.len(), matrix_panel_size(&results.tasks))
+                plots::grid_figure_size(results.runs.len(), plots::matrix_panel_size(&results.tasks))
             }
             Self::Tradeoff | Self::LossAndPenalty { .. } | Self::AnchorDistances => SINGLE_FIGURE,
             Self::FisherImportance { .. } => FISHER_FIGURE,
@@ -138,7 +137,7 @@ impl PlotFigure {
                     .map_or(1, |insights| {
                         plots::insight_series::layers(&insights.layout).len()
                     });
-                grid_size(layers, WEIGHT_PANEL)
+                plots::grid_figure_size(layers, WEIGHT_PANEL)
             }
         }
     }
@@ -152,31 +151,6 @@ fn run_slug(results: &Results, run: usize) -> String {
         .get(run)
         .cloned()
         .unwrap_or_else(|| format!("run-{}", run + 1))
-}
-
-/// Size of one accuracy-matrix panel: cells wide enough for the task names below them, and a
-/// row-name axis as wide as the longest name.
-fn matrix_panel_size(tasks: &[String]) -> Vec2 {
-    let longest_name = tasks
-        .iter()
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0);
-    let name_width = longest_name as f32 * BODY_CHARACTER_WIDTH;
-    let cells = tasks.len().max(1) as f32;
-    let cell_width = MATRIX_CELL.max(name_width + 12.0);
-    Vec2::new(cells * cell_width + name_width, cells * MATRIX_CELL) + MATRIX_CHROME
-}
-
-fn grid_size(panels: usize, panel: Vec2) -> Vec2 {
-    let columns = panels.clamp(1, plots::figures::MAX_PANELS_PER_ROW);
-    let rows = panels.div_ceil(columns).max(1);
-    let spacing = egui::Style::default().spacing.item_spacing;
-    let grid = Vec2::new(
-        columns as f32 * panel.x + (columns - 1) as f32 * spacing.x,
-        rows as f32 * panel.y + (rows - 1) as f32 * spacing.y,
-    );
-    grid + FIGURE_CHROME
 }
 
 /// An error from exporting a figure or the results.
