@@ -290,6 +290,9 @@ pub struct SetupState {
     data: DataLocations,
     /// Runs trained at the same time.
     training_threads: usize,
+    /// The steps between curve points that the panel chose itself for the data it found, while
+    /// the user has not typed another; `None` once they have, or for a loaded experiment.
+    auto_eval_every: Option<String>,
 }
 
 impl SetupState {
@@ -297,7 +300,7 @@ impl SetupState {
     /// steps when only the bundled subsets were found.
     pub fn seed_experiment() -> Self {
         let mut setup = Self::from_config(&preset_or_default("seed"));
-        setup.adapt_to_bundled_data();
+        setup.choose_eval_interval();
         setup
     }
 
@@ -362,6 +365,7 @@ impl SetupState {
             data_dir,
             data: DataLocations::default(),
             training_threads: 1,
+            auto_eval_every: None,
         };
         setup.refresh_data_locations();
         setup
@@ -375,13 +379,33 @@ impl SetupState {
         let threads = self.training_threads;
         *self = Self::from_config(&config);
         self.training_threads = threads;
-        self.adapt_to_bundled_data();
+        self.choose_eval_interval();
     }
 
-    fn adapt_to_bundled_data(&mut self) {
-        if self.data.all_bundled() {
-            self.set_text("training.eval_every", BUNDLED_EVAL_EVERY);
+    /// Lets the panel choose the steps between curve points from the data it finds, from now
+    /// until the user types a value.
+    fn choose_eval_interval(&mut self) {
+        self.auto_eval_every = self.text("training.eval_every").map(str::to_owned);
+        self.adapt_eval_interval();
+    }
+
+    /// Sets the steps between curve points for the data found: [`BUNDLED_EVAL_EVERY`] on the
+    /// bundled subsets, the experiment's own interval otherwise. Leaves a typed value alone.
+    fn adapt_eval_interval(&mut self) {
+        let Some(chosen) = self.auto_eval_every.clone() else {
+            return;
+        };
+        if self.text("training.eval_every") != Some(chosen.as_str()) {
+            self.auto_eval_every = None;
+            return;
         }
+        let interval = if self.data.all_bundled() {
+            BUNDLED_EVAL_EVERY.to_owned()
+        } else {
+            self.base_training.eval_every.to_string()
+        };
+        self.set_text("training.eval_every", &interval);
+        self.auto_eval_every = Some(interval);
     }
 
     /// Sets one setting from its `--set` text, such as `training.limit` to `64` or
@@ -483,6 +507,7 @@ impl SetupState {
 
     fn refresh_data_locations(&mut self) {
         self.data = DataLocations::locate(self.sequence, self.data_dir_path().as_deref());
+        self.adapt_eval_interval();
     }
 
     /// Builds the experiment the panel describes, or the first problem with it.
@@ -1128,6 +1153,49 @@ mod tests {
             built, preset,
             "the panel should rebuild the preset unchanged"
         );
+    }
+
+    /// Finds both datasets of the seed sequence with the given origin.
+    fn data_found(how_found: HowFound) -> DataLocations {
+        let source = DataSource { dir: PathBuf::from("data"), how_found };
+        DataLocations {
+            found: vec![("mnist", Ok(source.clone())), ("fashion-mnist", Ok(source))],
+        }
+    }
+
+    #[test]
+    fn curve_interval_follows_data_until_typed() {
+        let preset = ExperimentConfig::preset("seed").expect("the seed preset exists");
+        let preset_interval = preset.training.eval_every.to_string();
+        let mut setup = SetupState::seed_experiment();
+
+        setup.data = data_found(HowFound::Bundled);
+        setup.adapt_eval_interval();
+        assert_eq!(setup.text("training.eval_every"), Some(BUNDLED_EVAL_EVERY), "bundled subsets");
+        setup.data = data_found(HowFound::CommandLine);
+        setup.adapt_eval_interval();
+        assert_eq!(
+            setup.text("training.eval_every"),
+            Some(preset_interval.as_str()),
+            "full sets in a chosen folder"
+        );
+
+        setup.set_text("training.eval_every", "5");
+        setup.data = data_found(HowFound::Bundled);
+        setup.adapt_eval_interval();
+        assert_eq!(setup.text("training.eval_every"), Some("5"), "a typed interval stays");
+    }
+
+    #[test]
+    fn loaded_experiment_keeps_its_interval() {
+        let mut config = ExperimentConfig::preset("seed").expect("the seed preset exists");
+        config.training.eval_every = 40;
+        let mut setup = SetupState::from_config(&config);
+
+        setup.data = data_found(HowFound::Bundled);
+        setup.adapt_eval_interval();
+
+        assert_eq!(setup.text("training.eval_every"), Some("40"));
     }
 
     #[test]
