@@ -6,8 +6,8 @@
 
 pub mod data;
 pub mod experiment;
-pub mod methods;
 pub mod gpu;
+pub mod methods;
 pub mod model;
 pub mod plots;
 pub mod reference;

@@ -41,9 +41,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,wgpu_core=warn,wgpu_hal=warn,wgpu_hal::gles::egl=off,naga=warn"))
-        .format_timestamp(None)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(
+            "info,wgpu_core=warn,wgpu_hal=warn,wgpu_hal::gles::egl=off,naga=warn",
+        ),
+    )
+    .format_timestamp(None)
+    .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Run(args)) => cli::run::run(&args),
@@ -51,7 +55,9 @@ fn main() -> ExitCode {
         Some(Command::Plot { results, out }) => cli::plot(&results, &out),
         Some(Command::Bench(args)) => cli::bench::bench(&args),
         Some(Command::Devices) => cli::devices(),
-        None => ewc_workbench::ui::run_window().map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::from),
+        None => ewc_workbench::ui::run_window()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(code) => code,

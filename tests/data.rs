@@ -40,8 +40,16 @@ fn bundled_images_are_not_blank() {
     for dataset in [data::MNIST, data::FASHION_MNIST] {
         let pair = load_bundled(dataset);
         for index in [0, 999, 1999] {
-            let lit = pair.train.image(index).iter().filter(|&&pixel| pixel > 0).count();
-            assert!(lit > 50, "{dataset}: training image {index} has only {lit} non-zero pixels");
+            let lit = pair
+                .train
+                .image(index)
+                .iter()
+                .filter(|&&pixel| pixel > 0)
+                .count();
+            assert!(
+                lit > 50,
+                "{dataset}: training image {index} has only {lit} non-zero pixels"
+            );
         }
     }
 }
@@ -50,7 +58,10 @@ fn bundled_images_are_not_blank() {
 fn bundled_subsets_differ_between_datasets() {
     let mnist = load_bundled(data::MNIST);
     let fashion = load_bundled(data::FASHION_MNIST);
-    assert_ne!(mnist.train.images, fashion.train.images, "MNIST and Fashion-MNIST pixels");
+    assert_ne!(
+        mnist.train.images, fashion.train.images,
+        "MNIST and Fashion-MNIST pixels"
+    );
 }
 
 #[test]
@@ -70,14 +81,23 @@ fn missing_data_dir_option_is_an_error() {
     let dir = bundled_dir().join("no-such-folder");
     let error = load_dataset(Some(&dir), data::MNIST).expect_err("folder does not exist");
     let message = error.to_string();
-    assert!(message.contains("no-such-folder"), "message {message} names the folder");
+    assert!(
+        message.contains("no-such-folder"),
+        "message {message} names the folder"
+    );
 }
 
 #[test]
 fn inspect_reports_bundled_labels() {
     let path = bundled_dir().join("mnist/t10k-labels-idx1-ubyte.gz");
     let report = inspect(&path).expect("inspect bundled labels");
-    assert_eq!(report.format, FileFormat::Idx { compression: Compression::Gzip }, "format");
+    assert_eq!(
+        report.format,
+        FileFormat::Idx {
+            compression: Compression::Gzip
+        },
+        "format"
+    );
     assert_eq!(report.items, 1000, "items");
     let expected: Vec<(u8, usize)> = (0..10).map(|label| (label, 100)).collect();
     assert_eq!(report.class_counts, Some(expected), "counts per class");
@@ -89,7 +109,12 @@ fn seed_sequence_builds_from_bundled_subsets() {
         data::seed_sequence(load_bundled(data::MNIST), load_bundled(data::FASHION_MNIST));
     data::limit_training(&mut tasks, Some(500), 0);
     for task in &tasks {
-        assert_eq!(task.train.len(), 500, "{}: training images after the limit", task.name);
+        assert_eq!(
+            task.train.len(),
+            500,
+            "{}: training images after the limit",
+            task.name
+        );
         assert_eq!(task.test.len(), 1000, "{}: test images", task.name);
     }
 }

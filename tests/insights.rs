@@ -47,7 +47,9 @@ fn short_experiment() -> &'static Results {
         config.training.limit = Some(LIMIT);
         config.training.eval_limit = Some(100);
         config.data_dir = Some(bundled_dir());
-        config.validate().unwrap_or_else(|error| panic!("invalid test experiment: {error}"));
+        config
+            .validate()
+            .unwrap_or_else(|error| panic!("invalid test experiment: {error}"));
 
         let mut tasks = runner::load_tasks(&config, Some(&bundled_dir()))
             .unwrap_or_else(|error| panic!("bundled data failed to load: {error}"));
@@ -60,7 +62,13 @@ fn short_experiment() -> &'static Results {
         let (sender, _receiver) = mpsc::channel::<RunEvent>();
         let results = run_experiment(&gpu(), &config, &prepared, &sender, &AtomicBool::new(false));
         for run in &results.runs {
-            assert_eq!(run.status, RunStatus::Completed, "{}: {}", run.label, run.message);
+            assert_eq!(
+                run.status,
+                RunStatus::Completed,
+                "{}: {}",
+                run.label,
+                run.message
+            );
         }
         results
     })
@@ -72,7 +80,9 @@ fn insights_of<'a>(results: &'a Results, method: &str) -> &'a RunInsights {
         .iter()
         .find(|run| run.label.starts_with(method))
         .unwrap_or_else(|| panic!("no {method} run"));
-    run.insights.as_ref().unwrap_or_else(|| panic!("{}: no insights recorded", run.label))
+    run.insights
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}: no insights recorded", run.label))
 }
 
 /// Compares insights read back from a file with those written. The stored vectors are base64
@@ -80,22 +90,48 @@ fn insights_of<'a>(results: &'a Results, method: &str) -> &'a RunInsights {
 /// its `float_roundtrip` feature) may read back one unit in the last place off.
 fn assert_same_insights(read: Option<&RunInsights>, written: Option<&RunInsights>, label: &str) {
     let (Some(read), Some(written)) = (read, written) else {
-        assert_eq!(read.is_some(), written.is_some(), "{label}: insights present");
+        assert_eq!(
+            read.is_some(),
+            written.is_some(),
+            "{label}: insights present"
+        );
         return;
     };
     // Not assert_eq on vectors: the message would print every stored weight.
     assert!(read.layout == written.layout, "{label}: layout read back");
-    assert!(read.weights_after_task == written.weights_after_task, "{label}: weights read back");
-    assert!(read.fishers == written.fishers, "{label}: Fisher records read back");
-    assert_eq!(read.distances.len(), written.distances.len(), "{label}: distance count");
+    assert!(
+        read.weights_after_task == written.weights_after_task,
+        "{label}: weights read back"
+    );
+    assert!(
+        read.fishers == written.fishers,
+        "{label}: Fisher records read back"
+    );
+    assert_eq!(
+        read.distances.len(),
+        written.distances.len(),
+        "{label}: distance count"
+    );
     let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs(),
         (a, b) => a == b,
     };
     for (a, b) in read.distances.iter().zip(&written.distances) {
-        assert_eq!((a.step, a.task), (b.step, b.task), "{label}: distance point");
-        assert!(close(a.euclidean, b.euclidean), "{label}: ‖θ − θ*‖ at step {}", b.step);
-        assert!(close(a.fisher_weighted, b.fisher_weighted), "{label}: Σ F (θ − θ*)² at {}", b.step);
+        assert_eq!(
+            (a.step, a.task),
+            (b.step, b.task),
+            "{label}: distance point"
+        );
+        assert!(
+            close(a.euclidean, b.euclidean),
+            "{label}: ‖θ − θ*‖ at step {}",
+            b.step
+        );
+        assert!(
+            close(a.fisher_weighted, b.fisher_weighted),
+            "{label}: Σ F (θ − θ*)² at {}",
+            b.step
+        );
     }
 }
 
@@ -106,32 +142,69 @@ fn bits(values: &[f32]) -> Vec<u32> {
 #[test]
 fn first_task_weights_are_identical_across_methods() {
     let results = short_experiment();
-    let reference = insights_of(results, "finetune").weights_after(0).expect("weights stored");
+    let reference = insights_of(results, "finetune")
+        .weights_after(0)
+        .expect("weights stored");
 
     for run in &results.runs {
         let insights = run.insights.as_ref().expect("insights recorded");
-        let weights = insights.weights_after(0).expect("weights after task 1 stored");
-        assert_eq!(bits(weights), bits(reference), "{}: weights after task 1", run.label);
-        assert!(insights.weights_after(1).is_some(), "{}: weights after task 2", run.label);
+        let weights = insights
+            .weights_after(0)
+            .expect("weights after task 1 stored");
+        assert_eq!(
+            bits(weights),
+            bits(reference),
+            "{}: weights after task 1",
+            run.label
+        );
+        assert!(
+            insights.weights_after(1).is_some(),
+            "{}: weights after task 2",
+            run.label
+        );
     }
 }
 
 #[test]
 fn insight_fisher_is_computed_once_and_reused() {
     let results = short_experiment();
-    let finetune = insights_of(results, "finetune").fisher_after(0).expect("a Fisher record");
-    let ewc = insights_of(results, "ewc").fisher_after(0).expect("a Fisher record");
+    let finetune = insights_of(results, "finetune")
+        .fisher_after(0)
+        .expect("a Fisher record");
+    let ewc = insights_of(results, "ewc")
+        .fisher_after(0)
+        .expect("a Fisher record");
 
-    assert_eq!(finetune.source, FisherSource::Insights, "finetune: an insight pass");
-    assert_eq!(finetune.reused_from, None, "finetune, the first run, estimates it");
-    assert_eq!(finetune.samples, 128, "finetune: the EWC run's sample count");
+    assert_eq!(
+        finetune.source,
+        FisherSource::Insights,
+        "finetune: an insight pass"
+    );
+    assert_eq!(
+        finetune.reused_from, None,
+        "finetune, the first run, estimates it"
+    );
+    assert_eq!(
+        finetune.samples, 128,
+        "finetune: the EWC run's sample count"
+    );
     assert_eq!(ewc.source, FisherSource::Method, "ewc: its own Fisher");
     let finetune_values = &finetune.values.as_ref().expect("values stored").0;
     let ewc_values = &ewc.values.as_ref().expect("values stored").0;
-    assert_eq!(bits(ewc_values), bits(finetune_values), "the same estimate at the same weights");
+    assert_eq!(
+        bits(ewc_values),
+        bits(finetune_values),
+        "the same estimate at the same weights"
+    );
     for method in ["l2", "lwf", "joint"] {
-        let record = insights_of(results, method).fisher_after(0).expect("a Fisher record");
-        assert_eq!(record.reused_from.as_deref(), Some("finetune"), "{method}: reused");
+        let record = insights_of(results, method)
+            .fisher_after(0)
+            .expect("a Fisher record");
+        assert_eq!(
+            record.reused_from.as_deref(),
+            Some("finetune"),
+            "{method}: reused"
+        );
     }
     assert!(
         insights_of(results, "l2").fisher_seconds == 0.0,
@@ -146,12 +219,18 @@ fn last_distance_matches_final_weights() {
         let insights = run.insights.as_ref().expect("insights recorded");
         let anchor = insights.weights_after(0).expect("anchor stored");
         let last = insights.weights_after(1).expect("final weights stored");
-        let fisher = &insights.fisher_after(0).and_then(|record| record.values.as_ref());
+        let fisher = &insights
+            .fisher_after(0)
+            .and_then(|record| record.values.as_ref());
         let fisher = &fisher.expect("Fisher values stored").0;
 
         let point = insights.distances.last().expect("distances during task 2");
         let final_step = run.curve.last().expect("a curve").step;
-        assert_eq!(point.step, final_step, "{}: the last point is the end of training", run.label);
+        assert_eq!(
+            point.step, final_step,
+            "{}: the last point is the end of training",
+            run.label
+        );
         assert!(
             insights.distances.iter().all(|distance| distance.task == 1),
             "{}: distances only while θ* exists",
@@ -159,10 +238,18 @@ fn last_distance_matches_final_weights() {
         );
         let euclidean = point.euclidean.expect("a finite distance");
         let expected = euclidean_distance(last, anchor);
-        assert!((euclidean - expected).abs() <= 1e-9 * expected, "{}: ‖θ − θ*‖", run.label);
+        assert!(
+            (euclidean - expected).abs() <= 1e-9 * expected,
+            "{}: ‖θ − θ*‖",
+            run.label
+        );
         let weighted = point.fisher_weighted.expect("a weighted distance");
         let expected = fisher_weighted_distance(last, anchor, fisher);
-        assert!((weighted - expected).abs() <= 1e-9 * expected, "{}: Σ F (θ − θ*)²", run.label);
+        assert!(
+            (weighted - expected).abs() <= 1e-9 * expected,
+            "{}: Σ F (θ − θ*)²",
+            run.label
+        );
     }
 }
 
@@ -176,8 +263,17 @@ fn saved_results_redraw_every_view() {
     results.save_to_dir(&dir).expect("results are written");
     let reopened = load_results(&dir.join("results.json")).expect("results reopen");
     for (read, written) in reopened.runs.iter().zip(&results.runs) {
-        assert_same_insights(read.insights.as_ref(), written.insights.as_ref(), &written.label);
-        assert_eq!(read.accuracy.len(), written.accuracy.len(), "{}: accuracy rows", written.label);
+        assert_same_insights(
+            read.insights.as_ref(),
+            written.insights.as_ref(),
+            &written.label,
+        );
+        assert_eq!(
+            read.accuracy.len(),
+            written.accuracy.len(),
+            "{}: accuracy rows",
+            written.label
+        );
     }
     let written = plots::write_all_plots_on(&gpu(), &reopened, &dir).expect("plots are written");
 
@@ -193,7 +289,10 @@ fn saved_results_redraw_every_view() {
         "weights-task2.png",
         "weights-distance.png",
     ] {
-        assert!(names.iter().any(|name| name == expected), "{expected} in {names:?}");
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} in {names:?}"
+        );
     }
     assert!(
         !names.iter().any(|name| name.starts_with("fisher-finetune")),

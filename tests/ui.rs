@@ -494,7 +494,10 @@ fn start_screen_snapshot() {
         egui::Rect::from_min_max(egui::pos2(rect.max.x - 120.0, rect.min.y), rect.max)
     });
     let masked: Vec<egui::Rect> = gpu_lines.chain(frame_times).collect();
-    assert!(masked.len() >= 2, "the GPU line and the frame times should be on screen");
+    assert!(
+        masked.len() >= 2,
+        "the GPU line and the frame times should be on screen"
+    );
     for rect in masked {
         harness.mask(rect.expand(2.0));
     }

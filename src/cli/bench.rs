@@ -51,14 +51,29 @@ fn bench_images(count: usize) -> (Vec<f32>, Vec<u32>) {
     match data::load_dataset(None, "mnist") {
         Ok(pair) => {
             let n = pair.train.len();
-            let images = (0..count).flat_map(|i| pair.train.image(i % n).iter().map(|&p| f32::from(p) / 255.0).collect::<Vec<_>>()).collect();
-            let labels = (0..count).map(|i| u32::from(pair.train.labels[i % n])).collect();
+            let images = (0..count)
+                .flat_map(|i| {
+                    pair.train
+                        .image(i % n)
+                        .iter()
+                        .map(|&p| f32::from(p) / 255.0)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let labels = (0..count)
+                .map(|i| u32::from(pair.train.labels[i % n]))
+                .collect();
             (images, labels)
         }
         Err(error) => {
             log::warn!("benchmarking on random pixels: {error}");
             let mut rng = Rng::new(1);
-            ((0..count * IMAGE_PIXELS).map(|_| rng.uniform(0.0, 1.0)).collect(), (0..count).map(|_| rng.below(10) as u32).collect())
+            (
+                (0..count * IMAGE_PIXELS)
+                    .map(|_| rng.uniform(0.0, 1.0))
+                    .collect(),
+                (0..count).map(|_| rng.below(10) as u32).collect(),
+            )
         }
     }
 }
@@ -79,13 +94,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("unknown backend {other:?}; expected gpu or cpu"),
     };
     if !args.json {
-        println!("{:<18} {:<10} {:>6} {:<8} {:>14}  adapter", "what", "model", "batch", "backend", "samples/s");
+        println!(
+            "{:<18} {:<10} {:>6} {:<8} {:>14}  adapter",
+            "what", "model", "batch", "backend", "samples/s"
+        );
     }
     for m in &measurements {
         if args.json {
             println!("{}", serde_json::to_string(m)?);
         } else {
-            println!("{:<18} {:<10} {:>6} {:<8} {:>14.1}  {}", m.what, m.model, m.batch, m.backend, m.samples_per_second, m.adapter);
+            println!(
+                "{:<18} {:<10} {:>6} {:<8} {:>14.1}  {}",
+                m.what, m.model, m.batch, m.backend, m.samples_per_second, m.adapter
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -98,8 +119,12 @@ fn bench_gpu(args: &BenchArgs, net: Network) -> anyhow::Result<Vec<Measurement>>
     let mut trainer = GpuTrainer::new(ctx, net, &params, OptimizerKind::adam(1e-3));
     let batches = 32;
     let (images, labels) = bench_images(args.batch * batches);
-    let batch_images = |i: usize| &images[(i % batches) * args.batch * IMAGE_PIXELS..((i % batches) + 1) * args.batch * IMAGE_PIXELS];
-    let batch_labels = |i: usize| &labels[(i % batches) * args.batch..((i % batches) + 1) * args.batch];
+    let batch_images = |i: usize| {
+        &images[(i % batches) * args.batch * IMAGE_PIXELS
+            ..((i % batches) + 1) * args.batch * IMAGE_PIXELS]
+    };
+    let batch_labels =
+        |i: usize| &labels[(i % batches) * args.batch..((i % batches) + 1) * args.batch];
 
     let warmup = 10.min(args.steps);
     for i in 0..warmup {
@@ -126,19 +151,32 @@ fn bench_gpu(args: &BenchArgs, net: Network) -> anyhow::Result<Vec<Measurement>>
     let fisher_samples = 512.min(eval_samples);
     let uniforms = vec![0.5; fisher_samples];
     let mut fisher = Vec::new();
-    for (what, kind) in [("fisher_exact", FisherKind::Exact), ("fisher_empirical", FisherKind::Empirical)] {
-        let (x, y) = (&images[..fisher_samples * IMAGE_PIXELS], &labels[..fisher_samples]);
+    for (what, kind) in [
+        ("fisher_exact", FisherKind::Exact),
+        ("fisher_empirical", FisherKind::Empirical),
+    ] {
+        let (x, y) = (
+            &images[..fisher_samples * IMAGE_PIXELS],
+            &labels[..fisher_samples],
+        );
         trainer.fisher_diagonal(x, y, 0, kind, &uniforms, 64)?;
         let started = Instant::now();
         trainer.fisher_diagonal(x, y, 0, kind, &uniforms, 64)?;
-        fisher.push((what, fisher_samples as f64 / started.elapsed().as_secs_f64()));
+        fisher.push((
+            what,
+            fisher_samples as f64 / started.elapsed().as_secs_f64(),
+        ));
     }
 
     if args.profile {
         let mut totals: Vec<(String, f64)> = Vec::new();
         let rounds = 10u32;
         for i in 0..rounds as usize {
-            for (k, (label, seconds)) in trainer.profile_train_step(batch_images(i), batch_labels(i), 0).into_iter().enumerate() {
+            for (k, (label, seconds)) in trainer
+                .profile_train_step(batch_images(i), batch_labels(i), 0)
+                .into_iter()
+                .enumerate()
+            {
                 if totals.len() <= k {
                     totals.push((label, 0.0));
                 }

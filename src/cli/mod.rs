@@ -40,22 +40,35 @@ pub fn devices() -> anyhow::Result<ExitCode> {
     }
     for (i, a) in adapters.iter().enumerate() {
         let marker = if Some(i) == chosen { "*" } else { " " };
-        let usable = if a.usable { "" } else { "  (no compute shaders within the default limits)" };
-        println!("{marker} {}  [{} {}]  driver: {}{usable}", a.name, a.backend, a.device_type, a.driver);
+        let usable = if a.usable {
+            ""
+        } else {
+            "  (no compute shaders within the default limits)"
+        };
+        println!(
+            "{marker} {}  [{} {}]  driver: {}{usable}",
+            a.name, a.backend, a.device_type, a.driver
+        );
     }
     match chosen {
         Some(i) => {
-            println!("\n* will be used: {} (set WGPU_ADAPTER_NAME or WGPU_BACKEND to choose another)", adapters[i].name);
+            println!(
+                "\n* will be used: {} (set WGPU_ADAPTER_NAME or WGPU_BACKEND to choose another)",
+                adapters[i].name
+            );
             Ok(ExitCode::SUCCESS)
         }
-        None => Err(gpu::GpuContext::new().err().map_or_else(|| anyhow::anyhow!("no usable adapter"), anyhow::Error::from)),
+        None => Err(gpu::GpuContext::new()
+            .err()
+            .map_or_else(|| anyhow::anyhow!("no usable adapter"), anyhow::Error::from)),
     }
 }
 
 /// `plot`: the PNG files of a saved results file.
 pub fn plot(results: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     let results = load_results(results)?;
-    std::fs::create_dir_all(out).with_context(|| format!("could not create the output directory {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("could not create the output directory {}", out.display()))?;
     for path in plots::write_all_plots(&results, out)? {
         println!("wrote {}", path.display());
     }

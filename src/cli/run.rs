@@ -93,12 +93,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.backend != "gpu" {
         // Not yet: the reference implementation trains too slowly for whole experiments and
         // has no runner; `bench --backend cpu` measures it.
-        anyhow::bail!("--backend {} is not supported by `run` yet; use --backend gpu (a software renderer such as lavapipe counts)", args.backend);
+        anyhow::bail!(
+            "--backend {} is not supported by `run` yet; use --backend gpu (a software renderer such as lavapipe counts)",
+            args.backend
+        );
     }
     let config = build_config(args)?;
     if let Some(dir) = &args.out {
         // Fail before training, not after it, when the results cannot be written.
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create the output directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create the output directory {}", dir.display()))?;
     }
     let tasks = runner::load_tasks(&config, config.data_dir.as_deref())?;
     let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed);
@@ -131,7 +135,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let wall = started.elapsed().as_secs_f64();
 
     println!("\n{}", comparison_table(&results));
-    println!("device: {} ({}); wall time {wall:.1} s", results.device.adapter, results.device.backend);
+    println!(
+        "device: {} ({}); wall time {wall:.1} s",
+        results.device.adapter, results.device.backend
+    );
     if let Some(dir) = &args.out {
         results.save_to_dir(dir)?;
         println!("wrote {}", dir.join("results.json").display());
@@ -140,8 +147,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             println!("wrote {}", path.display());
         }
     }
-    let all_completed = results.runs.iter().all(|r| r.status == RunStatus::Completed);
-    Ok(if all_completed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let all_completed = results
+        .runs
+        .iter()
+        .all(|r| r.status == RunStatus::Completed);
+    Ok(if all_completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints one progress line per run (rewritten in place on a terminal) and the runner's logs.
@@ -154,7 +168,11 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
     for event in events {
         let mut stderr = std::io::stderr().lock();
         match event {
-            RunEvent::Started { label: l, total_steps, .. } => {
+            RunEvent::Started {
+                label: l,
+                total_steps,
+                ..
+            } => {
                 label = l;
                 total = total_steps.max(1);
             }
@@ -163,7 +181,11 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                 if terminal || last_printed.elapsed().as_secs() >= 10 {
                     last_printed = Instant::now();
                     let line = progress_line(&label, task, step, total, last.1, last.2);
-                    let _ = if terminal { write!(stderr, "\r{line}\x1b[K") } else { writeln!(stderr, "{line}") };
+                    let _ = if terminal {
+                        write!(stderr, "\r{line}\x1b[K")
+                    } else {
+                        writeln!(stderr, "{line}")
+                    };
                 }
             }
             RunEvent::Evaluated { point, .. } => {
@@ -171,7 +193,11 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                 last.2 = point.penalty;
             }
             RunEvent::Log(message) => {
-                let _ = writeln!(stderr, "{}{message}", if terminal { "\r\x1b[K" } else { "" });
+                let _ = writeln!(
+                    stderr,
+                    "{}{message}",
+                    if terminal { "\r\x1b[K" } else { "" }
+                );
             }
             RunEvent::Finished { result, .. } => {
                 let _ = writeln!(
@@ -181,7 +207,11 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                     result.label,
                     result.status.name(),
                     result.train_seconds,
-                    if result.message.is_empty() { String::new() } else { format!(" ({})", result.message) }
+                    if result.message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", result.message)
+                    }
                 );
                 last = (0, None, None);
             }
@@ -189,11 +219,21 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
     }
 }
 
-fn progress_line(label: &str, task: usize, step: u64, total: u64, loss: Option<f64>, penalty: Option<f64>) -> String {
+fn progress_line(
+    label: &str,
+    task: usize,
+    step: u64,
+    total: u64,
+    loss: Option<f64>,
+    penalty: Option<f64>,
+) -> String {
     const WIDTH: usize = 24;
     let filled = ((step as f64 / total as f64) * WIDTH as f64).round() as usize;
     let bar: String = "#".repeat(filled.min(WIDTH)) + &"-".repeat(WIDTH - filled.min(WIDTH));
     let loss = loss.map_or_else(String::new, |l| format!("  loss {l:.3}"));
     let penalty = penalty.map_or_else(String::new, |p| format!("  penalty {p:.3e}"));
-    format!("{label:<20} [{bar}] task {} step {step}/{total}{loss}{penalty}", task + 1)
+    format!(
+        "{label:<20} [{bar}] task {} step {step}/{total}{loss}{penalty}",
+        task + 1
+    )
 }

@@ -39,7 +39,11 @@ pub fn fill_batch(
 
     for &index in indices {
         let index = index as usize;
-        images.extend(data.image(index).iter().map(|&pixel| f32::from(pixel) / 255.0));
+        images.extend(
+            data.image(index)
+                .iter()
+                .map(|&pixel| f32::from(pixel) / 255.0),
+        );
         targets.push(task.target_of(data.labels[index], per_task_head));
     }
 }
@@ -52,8 +56,16 @@ mod tests {
         let mut images = vec![0u8; IMAGE_PIXELS];
         images.extend(vec![255u8; IMAGE_PIXELS]);
         images.extend(vec![51u8; IMAGE_PIXELS]);
-        let data = TaskData { images, labels: vec![6, 7, 7] };
-        Task { name: "split-6-7".to_owned(), classes: vec![6, 7], train: data.clone(), test: data }
+        let data = TaskData {
+            images,
+            labels: vec![6, 7, 7],
+        };
+        Task {
+            name: "split-6-7".to_owned(),
+            classes: vec![6, 7],
+            train: data.clone(),
+            test: data,
+        }
     }
 
     #[test]
@@ -62,15 +74,30 @@ mod tests {
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..100).collect::<Vec<u32>>(), "every index once");
-        assert_eq!(order, shuffled_order(100, &mut Rng::new(3)), "same seed, same order");
-        assert_ne!(order, shuffled_order(100, &mut Rng::new(4)), "different seed, different order");
+        assert_eq!(
+            order,
+            shuffled_order(100, &mut Rng::new(3)),
+            "same seed, same order"
+        );
+        assert_ne!(
+            order,
+            shuffled_order(100, &mut Rng::new(4)),
+            "different seed, different order"
+        );
     }
 
     #[test]
     fn fill_batch_scales_pixels_to_unit_range() {
         let task = two_digit_task();
         let (mut images, mut targets) = (Vec::new(), Vec::new());
-        fill_batch(&task.train, &[1, 2, 0], &task, false, &mut images, &mut targets);
+        fill_batch(
+            &task.train,
+            &[1, 2, 0],
+            &task,
+            false,
+            &mut images,
+            &mut targets,
+        );
 
         assert_eq!(images.len(), 3 * IMAGE_PIXELS, "batch pixel count");
         assert_eq!(images[0], 1.0, "255 becomes 1");
@@ -85,7 +112,11 @@ mod tests {
         let (mut images, mut targets) = (vec![9.0; 5], vec![99]);
         fill_batch(&task.train, &[0, 1], &task, true, &mut images, &mut targets);
 
-        assert_eq!(targets, vec![0, 1], "per-task targets index the task's classes");
+        assert_eq!(
+            targets,
+            vec![0, 1],
+            "per-task targets index the task's classes"
+        );
         assert_eq!(images.len(), 2 * IMAGE_PIXELS, "old contents are cleared");
     }
 }

@@ -51,7 +51,9 @@ pub(crate) fn read_csv(path: &Path) -> Result<(Dataset, bool), DataError> {
     }
 
     if parser.labels.is_empty() {
-        return Err(DataError::NoItems { path: path.to_owned() });
+        return Err(DataError::NoItems {
+            path: path.to_owned(),
+        });
     }
     let dataset = Dataset {
         name: file_stem(path),
@@ -67,16 +69,24 @@ fn read_text(path: &Path) -> Result<String, DataError> {
     let mut content = Content::open(path)?;
     let bytes = content.read_to_end(u64::MAX)?;
     if bytes.is_empty() {
-        return Err(DataError::Empty { path: path.to_owned() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
     }
-    String::from_utf8(bytes)
-        .map_err(|source| DataError::CsvNotText { path: path.to_owned(), source })
+    String::from_utf8(bytes).map_err(|source| DataError::CsvNotText {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A header row is recognised by a first field that is not an integer, such as `label`.
 fn is_header(line: &str) -> bool {
     let first = line.split(',').next().unwrap_or_default();
-    first.trim().trim_start_matches('\u{FEFF}').parse::<i64>().is_err()
+    first
+        .trim()
+        .trim_start_matches('\u{FEFF}')
+        .parse::<i64>()
+        .is_err()
 }
 
 /// Accumulates checked rows.
@@ -88,7 +98,11 @@ struct RowParser<'a> {
 
 impl<'a> RowParser<'a> {
     fn new(path: &'a Path) -> Self {
-        Self { path, images: Vec::new(), labels: Vec::new() }
+        Self {
+            path,
+            images: Vec::new(),
+            labels: Vec::new(),
+        }
     }
 
     fn parse_row(&mut self, line_number: usize, line: &str) -> Result<(), DataError> {
@@ -131,9 +145,12 @@ impl<'a> RowParser<'a> {
         let max = (CLASS_COUNT - 1) as u8;
         match u8::try_from(value) {
             Ok(label) if label <= max => Ok(label),
-            _ => {
-                Err(DataError::CsvLabelOutOfRange { path: self.path.to_owned(), line, value, max })
-            }
+            _ => Err(DataError::CsvLabelOutOfRange {
+                path: self.path.to_owned(),
+                line,
+                value,
+                max,
+            }),
         }
     }
 
@@ -148,7 +165,10 @@ impl<'a> RowParser<'a> {
 }
 
 fn file_stem(path: &Path) -> String {
-    let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = stem.strip_suffix(".gz").unwrap_or(&stem);
     stem.strip_suffix(".csv").unwrap_or(stem).to_owned()
 }
@@ -165,7 +185,10 @@ mod tests {
             Ok(dataset) => panic!("CSV was accepted with {} rows", dataset.len()),
             Err(error) => {
                 let message = error.to_string();
-                assert!(message.contains("bad.csv"), "message {message} does not name the file");
+                assert!(
+                    message.contains("bad.csv"),
+                    "message {message} does not name the file"
+                );
                 error
             }
         }
@@ -187,7 +210,10 @@ mod tests {
         assert!(!has_header, "no header row");
         assert_eq!(dataset.labels, vec![7, 2], "labels");
         assert_eq!(dataset.images.len(), 2 * IMAGE_PIXELS, "pixel count");
-        assert!(dataset.image(1).iter().all(|&p| p == 255), "second image is white");
+        assert!(
+            dataset.image(1).iter().all(|&p| p == 255),
+            "second image is white"
+        );
         assert_eq!(dataset.name, "mnist_test", "name from the file");
     }
 
@@ -200,7 +226,10 @@ mod tests {
         let (dataset, has_header) = read_csv(&path).expect("load CSV with header");
         assert!(has_header, "header row detected");
         assert_eq!(dataset.labels, vec![3], "labels");
-        assert!(dataset.images.iter().all(|&p| p == 12), "pixels with spaces and CRLF");
+        assert!(
+            dataset.images.iter().all(|&p| p == 12),
+            "pixels with spaces and CRLF"
+        );
     }
 
     #[test]
@@ -222,10 +251,20 @@ mod tests {
             .expect("row has commas");
         let error = csv_error(format!("{}\n{short}\n", csv_row("1", "0")));
 
-        let DataError::CsvFieldCount { line, expected, found, .. } = error else {
+        let DataError::CsvFieldCount {
+            line,
+            expected,
+            found,
+            ..
+        } = error
+        else {
             panic!("expected CsvFieldCount, got {error:?}");
         };
-        assert_eq!((line, expected, found), (2, 785, 784), "line, expected and found fields");
+        assert_eq!(
+            (line, expected, found),
+            (2, 785, 784),
+            "line, expected and found fields"
+        );
     }
 
     #[test]
@@ -233,10 +272,17 @@ mod tests {
         let row = csv_row("1", "0").replacen(",0", ",0.5", 3);
         let error = csv_error(format!("{row}\n"));
 
-        let DataError::CsvNotInteger { line, field, value, .. } = &error else {
+        let DataError::CsvNotInteger {
+            line, field, value, ..
+        } = &error
+        else {
             panic!("expected CsvNotInteger, got {error:?}");
         };
-        assert_eq!((*line, *field, value.as_str()), (1, 2, "0.5"), "line, field and value");
+        assert_eq!(
+            (*line, *field, value.as_str()),
+            (1, 2, "0.5"),
+            "line, field and value"
+        );
     }
 
     #[test]
@@ -244,7 +290,10 @@ mod tests {
         for bad in ["256", "-1"] {
             let error = csv_error(format!("{}\n{}\n", csv_row("1", "0"), csv_row("1", bad)));
 
-            let DataError::CsvPixelOutOfRange { line, field, value, .. } = error else {
+            let DataError::CsvPixelOutOfRange {
+                line, field, value, ..
+            } = error
+            else {
                 panic!("pixel {bad}: expected CsvPixelOutOfRange, got {error:?}");
             };
             assert_eq!((line, field), (2, 2), "pixel {bad}: line and field");
@@ -257,7 +306,10 @@ mod tests {
         for bad in ["10", "-1"] {
             let error = csv_error(format!("{}\n", csv_row(bad, "0")));
 
-            let DataError::CsvLabelOutOfRange { line, value, max, .. } = error else {
+            let DataError::CsvLabelOutOfRange {
+                line, value, max, ..
+            } = error
+            else {
                 panic!("label {bad}: expected CsvLabelOutOfRange, got {error:?}");
             };
             assert_eq!((line, max), (1, 9), "label {bad}: line and largest class");
@@ -268,13 +320,19 @@ mod tests {
     #[test]
     fn csv_with_only_a_header_has_no_items() {
         let error = csv_error(format!("{}\n", header()));
-        assert!(matches!(error, DataError::NoItems { .. }), "expected NoItems, got {error:?}");
+        assert!(
+            matches!(error, DataError::NoItems { .. }),
+            "expected NoItems, got {error:?}"
+        );
     }
 
     #[test]
     fn empty_csv_is_rejected() {
         let error = csv_error("");
-        assert!(matches!(error, DataError::Empty { .. }), "expected Empty, got {error:?}");
+        assert!(
+            matches!(error, DataError::Empty { .. }),
+            "expected Empty, got {error:?}"
+        );
     }
 
     #[test]

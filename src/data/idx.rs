@@ -155,21 +155,34 @@ impl fmt::Debug for Content {
 impl Content {
     /// Opens `path` and detects gzip by its magic bytes; rejects an empty file.
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let io_error = |source| DataError::Io { path: path.to_owned(), source };
+        let io_error = |source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = File::open(path).map_err(io_error)?;
         let file_len = file.metadata().map_err(io_error)?.len();
         if file_len == 0 {
-            return Err(DataError::Empty { path: path.to_owned() });
+            return Err(DataError::Empty {
+                path: path.to_owned(),
+            });
         }
 
         let mut buffered = BufReader::new(file);
-        let is_gzip = buffered.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC);
+        let is_gzip = buffered
+            .fill_buf()
+            .map_err(io_error)?
+            .starts_with(&GZIP_MAGIC);
         let (reader, compression): (Box<dyn Read>, _) = if is_gzip {
             (Box::new(MultiGzDecoder::new(buffered)), Compression::Gzip)
         } else {
             (Box::new(buffered), Compression::None)
         };
-        Ok(Self { path: path.to_owned(), reader, compression, file_len })
+        Ok(Self {
+            path: path.to_owned(),
+            reader,
+            compression,
+            file_len,
+        })
     }
 
     /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -204,13 +217,20 @@ impl Content {
     fn read_error(&self, error: io::Error) -> DataError {
         let path = self.path.clone();
         match (self.compression, error.kind()) {
-            (Compression::Gzip, io::ErrorKind::UnexpectedEof) => {
-                DataError::TruncatedGzip { path, message: error.to_string() }
-            }
+            (Compression::Gzip, io::ErrorKind::UnexpectedEof) => DataError::TruncatedGzip {
+                path,
+                message: error.to_string(),
+            },
             (Compression::Gzip, io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData) => {
-                DataError::CorruptGzip { path, message: error.to_string() }
+                DataError::CorruptGzip {
+                    path,
+                    message: error.to_string(),
+                }
             }
-            _ => DataError::Io { path, source: error },
+            _ => DataError::Io {
+                path,
+                source: error,
+            },
         }
     }
 }
@@ -282,7 +302,10 @@ impl IdxReader {
         let found = data.len() as u64;
         if found > expected {
             let count = 1 + self.content.count_rest()?;
-            return Err(DataError::TrailingBytes { path: self.content.path, count });
+            return Err(DataError::TrailingBytes {
+                path: self.content.path,
+                count,
+            });
         }
         self.check_data_len(expected, found)?;
         Ok(data)
@@ -292,10 +315,18 @@ impl IdxReader {
         let path = self.content.path.clone();
         if found < expected {
             let items = self.header.items();
-            return Err(DataError::BodyTooShort { path, items, expected, found });
+            return Err(DataError::BodyTooShort {
+                path,
+                items,
+                expected,
+                found,
+            });
         }
         if found > expected {
-            return Err(DataError::TrailingBytes { path, count: found - expected });
+            return Err(DataError::TrailingBytes {
+                path,
+                count: found - expected,
+            });
         }
         Ok(())
     }
@@ -307,31 +338,48 @@ fn read_header(content: &mut Content) -> Result<IdxHeader, DataError> {
     let found = content.read_up_to(&mut magic)?;
     let magic = &magic[..found];
     if found == 0 {
-        return Err(DataError::Empty { path: content.path.clone() });
+        return Err(DataError::Empty {
+            path: content.path.clone(),
+        });
     }
     if magic.iter().take(2).any(|&b| b != 0) {
         return Err(not_idx_error(content, magic));
     }
     if found < 4 {
-        return Err(DataError::TruncatedHeader { path: content.path.clone(), expected: 4, found });
+        return Err(DataError::TruncatedHeader {
+            path: content.path.clone(),
+            expected: 4,
+            found,
+        });
     }
 
     let Some(element_type) = ElementType::from_code(magic[2]) else {
-        return Err(DataError::UnknownMagic { path: content.path.clone(), magic: magic.to_vec() });
+        return Err(DataError::UnknownMagic {
+            path: content.path.clone(),
+            magic: magic.to_vec(),
+        });
     };
     let rank = usize::from(magic[3]);
     if rank == 0 {
-        return Err(DataError::ZeroRank { path: content.path.clone() });
+        return Err(DataError::ZeroRank {
+            path: content.path.clone(),
+        });
     }
 
     let mut dim_bytes = vec![0u8; 4 * rank];
     let found = content.read_up_to(&mut dim_bytes)?;
     if found < dim_bytes.len() {
         let path = content.path.clone();
-        return Err(DataError::TruncatedHeader { path, expected: 4 + 4 * rank, found: 4 + found });
+        return Err(DataError::TruncatedHeader {
+            path,
+            expected: 4 + 4 * rank,
+            found: 4 + found,
+        });
     }
-    let dims =
-        dim_bytes.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let dims = dim_bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     Ok(IdxHeader { element_type, dims })
 }
 
@@ -341,7 +389,9 @@ fn not_idx_error(content: &mut Content, magic: &[u8]) -> DataError {
     let mut start = magic.to_vec();
     let mut more = [0u8; PREVIEW_BYTES];
     // A failure here only shortens the preview, so the read error itself is not reported.
-    let extra = content.read_up_to(&mut more[..PREVIEW_BYTES - magic.len()]).unwrap_or(0);
+    let extra = content
+        .read_up_to(&mut more[..PREVIEW_BYTES - magic.len()])
+        .unwrap_or(0);
     start.extend_from_slice(&more[..extra]);
 
     let path = content.path.clone();
@@ -349,7 +399,10 @@ fn not_idx_error(content: &mut Content, magic: &[u8]) -> DataError {
         let preview = String::from_utf8_lossy(&start).into_owned();
         DataError::LooksLikeText { path, preview }
     } else {
-        DataError::UnknownMagic { path, magic: magic.to_vec() }
+        DataError::UnknownMagic {
+            path,
+            magic: magic.to_vec(),
+        }
     }
 }
 
@@ -377,7 +430,9 @@ fn declared_data_len(path: &Path, header: &IdxHeader) -> Result<u64, DataError> 
     header
         .dims
         .iter()
-        .try_fold(header.element_type.size(), |len, &dim| len.checked_mul(u64::from(dim)))
+        .try_fold(header.element_type.size(), |len, &dim| {
+            len.checked_mul(u64::from(dim))
+        })
         .ok_or_else(overflow)
 }
 
@@ -397,7 +452,11 @@ mod tests {
 
     fn open_error(path: &Path) -> DataError {
         match IdxReader::open(path).and_then(IdxReader::read_data) {
-            Ok(data) => panic!("{} was accepted with {} data bytes", path.display(), data.len()),
+            Ok(data) => panic!(
+                "{} was accepted with {} data bytes",
+                path.display(),
+                data.len()
+            ),
             Err(error) => error,
         }
     }
@@ -417,10 +476,22 @@ mod tests {
         let path = dir.write("labels-idx1-ubyte", &labels_idx(&[3, 1, 4, 1, 5]));
 
         let reader = IdxReader::open(&path).expect("open raw IDX");
-        assert_eq!(reader.compression(), Compression::None, "compression of a raw file");
-        assert_eq!(reader.header().element_type, ElementType::U8, "element type");
+        assert_eq!(
+            reader.compression(),
+            Compression::None,
+            "compression of a raw file"
+        );
+        assert_eq!(
+            reader.header().element_type,
+            ElementType::U8,
+            "element type"
+        );
         assert_eq!(reader.header().dims, vec![5], "dims");
-        assert_eq!(reader.read_data().expect("read raw data"), vec![3, 1, 4, 1, 5], "labels");
+        assert_eq!(
+            reader.read_data().expect("read raw data"),
+            vec![3, 1, 4, 1, 5],
+            "labels"
+        );
     }
 
     #[test]
@@ -429,8 +500,16 @@ mod tests {
         let path = dir.write("labels-without-gz-suffix", &gzip(&labels_idx(&[9, 8, 7])));
 
         let reader = IdxReader::open(&path).expect("open gzip IDX");
-        assert_eq!(reader.compression(), Compression::Gzip, "compression of a gzip file");
-        assert_eq!(reader.read_data().expect("read gzip data"), vec![9, 8, 7], "labels");
+        assert_eq!(
+            reader.compression(),
+            Compression::Gzip,
+            "compression of a gzip file"
+        );
+        assert_eq!(
+            reader.read_data().expect("read gzip data"),
+            vec![9, 8, 7],
+            "labels"
+        );
     }
 
     #[test]
@@ -441,19 +520,32 @@ mod tests {
         bytes.extend(gzip(&whole[6..]));
         let path = dir.write("labels.gz", &bytes);
 
-        let data = IdxReader::open(&path).and_then(IdxReader::read_data).expect("read two members");
+        let data = IdxReader::open(&path)
+            .and_then(IdxReader::read_data)
+            .expect("read two members");
         assert_eq!(data, vec![1, 2, 3, 4], "labels split across gzip members");
     }
 
     #[test]
     fn other_element_types_are_read_with_their_size() {
         let dir = TempDir::new("idx-types");
-        let floats: Vec<u8> = [1.5f32, -2.0, 0.25].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let floats: Vec<u8> = [1.5f32, -2.0, 0.25]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
         let path = dir.write("floats", &idx_bytes(0x0D, &[3], &floats));
 
         let reader = IdxReader::open(&path).expect("open f32 IDX");
-        assert_eq!(reader.header().element_type, ElementType::F32, "element type");
-        assert_eq!(reader.read_data().expect("read f32 data"), floats, "f32 bytes");
+        assert_eq!(
+            reader.header().element_type,
+            ElementType::F32,
+            "element type"
+        );
+        assert_eq!(
+            reader.read_data().expect("read f32 data"),
+            floats,
+            "f32 bytes"
+        );
     }
 
     #[test]
@@ -462,7 +554,11 @@ mod tests {
             let element = ElementType::from_code(code).expect("known code");
             assert_eq!(element.code(), code, "code of {element}");
         }
-        assert_eq!(ElementType::from_code(0x0A), None, "0x0A is not an IDX element type");
+        assert_eq!(
+            ElementType::from_code(0x0A),
+            None,
+            "0x0A is not an IDX element type"
+        );
     }
 
     #[test]
@@ -471,7 +567,10 @@ mod tests {
         let path = dir.write("empty-idx1-ubyte", b"");
 
         let error = open_error(&path);
-        assert!(matches!(error, DataError::Empty { .. }), "expected Empty, got {error:?}");
+        assert!(
+            matches!(error, DataError::Empty { .. }),
+            "expected Empty, got {error:?}"
+        );
         assert_names_file(&error, &path);
     }
 
@@ -481,7 +580,10 @@ mod tests {
         let path = dir.write("empty.gz", &gzip(b""));
 
         let error = open_error(&path);
-        assert!(matches!(error, DataError::Empty { .. }), "expected Empty, got {error:?}");
+        assert!(
+            matches!(error, DataError::Empty { .. }),
+            "expected Empty, got {error:?}"
+        );
     }
 
     #[test]
@@ -489,7 +591,10 @@ mod tests {
         let dir = TempDir::new("idx-trunc-gz");
         let labels: Vec<u8> = (0..5000).map(|i| (i * 7 % 10) as u8).collect();
         let compressed = gzip(&labels_idx(&labels));
-        let path = dir.write("train-labels-idx1-ubyte.gz", &compressed[..compressed.len() / 2]);
+        let path = dir.write(
+            "train-labels-idx1-ubyte.gz",
+            &compressed[..compressed.len() / 2],
+        );
 
         let error = open_error(&path);
         assert!(
@@ -497,7 +602,10 @@ mod tests {
             "expected TruncatedGzip, got {error:?}"
         );
         assert_names_file(&error, &path);
-        assert!(error.to_string().contains("truncated"), "message {error} does not say truncated");
+        assert!(
+            error.to_string().contains("truncated"),
+            "message {error} does not say truncated"
+        );
     }
 
     #[test]
@@ -537,7 +645,13 @@ mod tests {
             let path = dir.write(name, &content);
 
             let error = open_error(&path);
-            let DataError::BodyTooShort { items, expected, found, .. } = error else {
+            let DataError::BodyTooShort {
+                items,
+                expected,
+                found,
+                ..
+            } = error
+            else {
                 panic!("{name}: expected BodyTooShort, got {error:?}");
             };
             assert_eq!(items, 10, "{name}: declared items");
@@ -568,7 +682,10 @@ mod tests {
 
             // A reader that trusted the header would try to allocate 3 TB here and abort.
             let error = open_error(&path);
-            let DataError::BodyTooShort { expected, found, .. } = error else {
+            let DataError::BodyTooShort {
+                expected, found, ..
+            } = error
+            else {
                 panic!("{name}: expected BodyTooShort, got {error:?}");
             };
             assert_eq!(expected, 4_000_000_000 * 784, "{name}: declared bytes");
@@ -620,7 +737,10 @@ mod tests {
             matches!(error, DataError::UnknownMagic { .. }),
             "expected UnknownMagic, got {error:?}"
         );
-        assert!(error.to_string().contains("89 50 4E 47"), "message {error} shows the magic bytes");
+        assert!(
+            error.to_string().contains("89 50 4E 47"),
+            "message {error} shows the magic bytes"
+        );
         assert_names_file(&error, &path);
     }
 
@@ -634,16 +754,20 @@ mod tests {
             matches!(error, DataError::UnknownMagic { .. }),
             "expected UnknownMagic, got {error:?}"
         );
-        assert!(error.to_string().contains("00 00 07 01"), "message {error} shows the magic bytes");
+        assert!(
+            error.to_string().contains("00 00 07 01"),
+            "message {error} shows the magic bytes"
+        );
     }
 
     #[test]
     fn html_saved_as_idx_looks_like_text() {
         let dir = TempDir::new("idx-html");
         let page = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head></html>\n";
-        for (name, content) in
-            [("train-images-idx3-ubyte", page.to_vec()), ("train-images-idx3-ubyte.gz", gzip(page))]
-        {
+        for (name, content) in [
+            ("train-images-idx3-ubyte", page.to_vec()),
+            ("train-images-idx3-ubyte.gz", gzip(page)),
+        ] {
             let path = dir.write(name, &content);
 
             let error = open_error(&path);
@@ -679,13 +803,18 @@ mod tests {
     #[test]
     fn truncated_header_reports_lengths() {
         let dir = TempDir::new("idx-header");
-        let cases: [(&str, Vec<u8>, usize, usize); 2] =
-            [("magic", vec![0, 0, 8], 4, 3), ("dims", vec![0, 0, 8, 3, 0, 0, 0, 5, 0, 0], 16, 10)];
+        let cases: [(&str, Vec<u8>, usize, usize); 2] = [
+            ("magic", vec![0, 0, 8], 4, 3),
+            ("dims", vec![0, 0, 8, 3, 0, 0, 0, 5, 0, 0], 16, 10),
+        ];
         for (name, bytes, want_expected, want_found) in cases {
             let path = dir.write(name, &bytes);
 
             let error = open_error(&path);
-            let DataError::TruncatedHeader { expected, found, .. } = error else {
+            let DataError::TruncatedHeader {
+                expected, found, ..
+            } = error
+            else {
                 panic!("{name}: expected TruncatedHeader, got {error:?}");
             };
             assert_eq!(expected, want_expected, "{name}: header length");
@@ -699,7 +828,10 @@ mod tests {
         let path = dir.write("scalar", &[0, 0, 8, 0, 42]);
 
         let error = open_error(&path);
-        assert!(matches!(error, DataError::ZeroRank { .. }), "expected ZeroRank, got {error:?}");
+        assert!(
+            matches!(error, DataError::ZeroRank { .. }),
+            "expected ZeroRank, got {error:?}"
+        );
     }
 
     #[test]
@@ -708,7 +840,10 @@ mod tests {
         let path = dir.path().join("not-there");
 
         let error = open_error(&path);
-        assert!(matches!(error, DataError::Io { .. }), "expected Io, got {error:?}");
+        assert!(
+            matches!(error, DataError::Io { .. }),
+            "expected Io, got {error:?}"
+        );
         assert_names_file(&error, &path);
     }
 
@@ -716,7 +851,10 @@ mod tests {
     fn text_detection_accepts_utf8_and_rejects_binary() {
         assert!(looks_like_text(b"label,pixel0,pixel1"), "CSV header");
         assert!(looks_like_text("étiquette,pixel".as_bytes()), "UTF-8 text");
-        assert!(looks_like_text(&"ab€".as_bytes()[..4]), "text cut inside a character");
+        assert!(
+            looks_like_text(&"ab€".as_bytes()[..4]),
+            "text cut inside a character"
+        );
         assert!(!looks_like_text(&[0x89, 0x50, 0x4E, 0x47]), "PNG signature");
         assert!(!looks_like_text(b"ab\x01cd"), "control character");
     }

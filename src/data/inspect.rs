@@ -34,10 +34,14 @@ impl fmt::Display for FileFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, compression) = match self {
             Self::Idx { compression } => ("IDX", compression),
-            Self::Csv { compression, has_header: true } => ("CSV with a header row", compression),
-            Self::Csv { compression, has_header: false } => {
-                ("CSV without a header row", compression)
-            }
+            Self::Csv {
+                compression,
+                has_header: true,
+            } => ("CSV with a header row", compression),
+            Self::Csv {
+                compression,
+                has_header: false,
+            } => ("CSV without a header row", compression),
         };
         match compression {
             Compression::None => write!(f, "{name}, uncompressed"),
@@ -70,13 +74,18 @@ impl fmt::Display for FileReport {
         writeln!(f, "  format:       {}", self.format)?;
         match self.element_type {
             Some(element_type) => writeln!(f, "  element type: {element_type}")?,
-            None => writeln!(f, "  element type: decimal integers (label, then 0–255 pixels)")?,
+            None => writeln!(
+                f,
+                "  element type: decimal integers (label, then 0–255 pixels)"
+            )?,
         }
         writeln!(f, "  items:        {}", self.items)?;
         writeln!(f, "  item shape:   {}", describe_item(&self.item_dims))?;
         if let Some(counts) = &self.class_counts {
-            let parts: Vec<String> =
-                counts.iter().map(|(label, count)| format!("{label}: {count}")).collect();
+            let parts: Vec<String> = counts
+                .iter()
+                .map(|(label, count)| format!("{label}: {count}"))
+                .collect();
             writeln!(f, "  per class:    {}", parts.join(", "))?;
         }
         Ok(())
@@ -127,7 +136,10 @@ fn inspect_csv(path: &Path) -> Result<FileReport, DataError> {
     let (dataset, has_header) = read_csv(path)?;
     Ok(FileReport {
         path: path.to_owned(),
-        format: FileFormat::Csv { compression, has_header },
+        format: FileFormat::Csv {
+            compression,
+            has_header,
+        },
         element_type: None,
         items: dataset.len(),
         item_dims: vec![dataset.rows as u32, dataset.cols as u32],
@@ -154,14 +166,30 @@ mod tests {
     #[test]
     fn labels_report_counts_per_class() {
         let dir = TempDir::new("inspect-labels");
-        let path = dir.write("train-labels-idx1-ubyte.gz", &gzip(&labels_idx(&[1, 0, 1, 9, 1])));
+        let path = dir.write(
+            "train-labels-idx1-ubyte.gz",
+            &gzip(&labels_idx(&[1, 0, 1, 9, 1])),
+        );
 
         let report = inspect(&path).expect("inspect labels");
-        assert_eq!(report.format, FileFormat::Idx { compression: Compression::Gzip }, "format");
+        assert_eq!(
+            report.format,
+            FileFormat::Idx {
+                compression: Compression::Gzip
+            },
+            "format"
+        );
         assert_eq!(report.element_type, Some(ElementType::U8), "element type");
         assert_eq!(report.items, 5, "items");
-        assert!(report.item_dims.is_empty(), "labels have no item dimensions");
-        assert_eq!(report.class_counts, Some(vec![(0, 1), (1, 3), (9, 1)]), "counts per class");
+        assert!(
+            report.item_dims.is_empty(),
+            "labels have no item dimensions"
+        );
+        assert_eq!(
+            report.class_counts,
+            Some(vec![(0, 1), (1, 3), (9, 1)]),
+            "counts per class"
+        );
 
         let text = report.to_string();
         assert!(text.contains("IDX, gzip-compressed"), "report {text}");
@@ -174,7 +202,13 @@ mod tests {
         let path = dir.write("images", &images_idx(3));
 
         let report = inspect(&path).expect("inspect images");
-        assert_eq!(report.format, FileFormat::Idx { compression: Compression::None }, "format");
+        assert_eq!(
+            report.format,
+            FileFormat::Idx {
+                compression: Compression::None
+            },
+            "format"
+        );
         assert_eq!(report.items, 3, "items");
         assert_eq!(report.item_dims, vec![28, 28], "item dims");
         assert_eq!(report.class_counts, None, "images have no classes");
@@ -201,18 +235,27 @@ mod tests {
         let report = inspect(&path).expect("inspect CSV");
         assert_eq!(
             report.format,
-            FileFormat::Csv { compression: Compression::None, has_header: true },
+            FileFormat::Csv {
+                compression: Compression::None,
+                has_header: true
+            },
             "format"
         );
         assert_eq!(report.items, 2, "rows");
         assert_eq!(report.class_counts, Some(vec![(3, 2)]), "counts per class");
-        assert!(report.to_string().contains("CSV with a header row"), "report {report}");
+        assert!(
+            report.to_string().contains("CSV with a header row"),
+            "report {report}"
+        );
     }
 
     #[test]
     fn html_is_an_error_not_csv() {
         let dir = TempDir::new("inspect-html");
-        let path = dir.write("t10k-images-idx3-ubyte.gz", b"<html><body>Moved</body></html>");
+        let path = dir.write(
+            "t10k-images-idx3-ubyte.gz",
+            b"<html><body>Moved</body></html>",
+        );
 
         let error = inspect(&path).expect_err("HTML is not a dataset");
         assert!(

@@ -31,7 +31,13 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<Dataset, DataError>
     let label_bytes = label_reader.read_data()?;
     check_label_values(labels, &label_bytes)?;
 
-    Ok(Dataset { name: dataset_name(images), images: pixels, labels: label_bytes, rows, cols })
+    Ok(Dataset {
+        name: dataset_name(images),
+        images: pixels,
+        labels: label_bytes,
+        rows,
+        cols,
+    })
 }
 
 /// Loads the training and test splits from a folder with the four MNIST file names.
@@ -70,7 +76,10 @@ fn find_file(dir: &Path, split: &str, kind: &str, rank: u8) -> Result<PathBuf, D
         .iter()
         .map(|name| dir.join(name))
         .find(|path| path.is_file())
-        .ok_or_else(|| DataError::MissingFile { dir: dir.to_owned(), names: names.to_vec() })
+        .ok_or_else(|| DataError::MissingFile {
+            dir: dir.to_owned(),
+            names: names.to_vec(),
+        })
 }
 
 /// Returns rows and columns after checking that the header describes 28×28 unsigned-byte
@@ -86,7 +95,9 @@ fn check_images_header(path: &Path, header: &IdxHeader) -> Result<(usize, usize)
         });
     };
     if items == 0 {
-        return Err(DataError::NoItems { path: path.to_owned() });
+        return Err(DataError::NoItems {
+            path: path.to_owned(),
+        });
     }
     let side = IMAGE_SIDE as u32;
     if rows != side || cols != side {
@@ -111,7 +122,9 @@ fn check_labels_header(path: &Path, header: &IdxHeader) -> Result<(), DataError>
         });
     };
     if items == 0 {
-        return Err(DataError::NoItems { path: path.to_owned() });
+        return Err(DataError::NoItems {
+            path: path.to_owned(),
+        });
     }
     Ok(())
 }
@@ -163,7 +176,10 @@ pub(crate) fn check_label_values(path: &Path, labels: &[u8]) -> Result<(), DataE
 fn dataset_name(images: &Path) -> String {
     let folder = images.parent().and_then(Path::file_name);
     let name = folder.or_else(|| images.file_name());
-    name.map_or_else(|| images.display().to_string(), |n| n.to_string_lossy().into_owned())
+    name.map_or_else(
+        || images.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 #[cfg(test)]
@@ -210,10 +226,18 @@ mod tests {
         let labels = dir.write("labels", &labels_idx(&[1, 2]));
 
         let error = load_error(&labels, &images);
-        let DataError::WrongKind { path, expected, dims } = error else {
+        let DataError::WrongKind {
+            path,
+            expected,
+            dims,
+        } = error
+        else {
             panic!("expected WrongKind, got {error:?}");
         };
-        assert_eq!(path, labels, "the labels file, given as images, is reported first");
+        assert_eq!(
+            path, labels,
+            "the labels file, given as images, is reported first"
+        );
         assert!(expected.contains("images file"), "expected {expected:?}");
         assert_eq!(dims, vec![2], "dims found");
     }
@@ -226,9 +250,18 @@ mod tests {
 
         let error = load_error(&images, &other_images);
         let message = error.to_string();
-        assert!(matches!(error, DataError::WrongKind { .. }), "expected WrongKind, got {error:?}");
-        assert!(message.contains("expected a labels file"), "message {message}");
-        assert!(message.contains("2×28×28"), "message {message} gives the shape");
+        assert!(
+            matches!(error, DataError::WrongKind { .. }),
+            "expected WrongKind, got {error:?}"
+        );
+        assert!(
+            message.contains("expected a labels file"),
+            "message {message}"
+        );
+        assert!(
+            message.contains("2×28×28"),
+            "message {message} gives the shape"
+        );
     }
 
     #[test]
@@ -238,8 +271,10 @@ mod tests {
         let labels = dir.write("train-labels-idx1-ubyte.gz", &gzip(&labels_idx(&[1, 2, 3])));
 
         let error = load_error(&images, &labels);
-        let expected =
-            format!("labels file has 3 entries but images file has 4 ({})", labels.display());
+        let expected = format!(
+            "labels file has 3 entries but images file has 4 ({})",
+            labels.display()
+        );
         assert_eq!(error.to_string(), expected, "count mismatch message");
     }
 
@@ -250,10 +285,17 @@ mod tests {
         let labels = dir.write("labels", &labels_idx(&[1, 10, 2]));
 
         let error = load_error(&images, &labels);
-        let DataError::LabelOutOfRange { item, label, max, .. } = error else {
+        let DataError::LabelOutOfRange {
+            item, label, max, ..
+        } = error
+        else {
             panic!("expected LabelOutOfRange, got {error:?}");
         };
-        assert_eq!((item, label, max), (1, 10, 9), "item, label and largest class");
+        assert_eq!(
+            (item, label, max),
+            (1, 10, 9),
+            "item, label and largest class"
+        );
     }
 
     #[test]
@@ -264,10 +306,21 @@ mod tests {
 
         let error = load_error(&images, &labels);
         assert!(
-            matches!(error, DataError::WrongImageSize { rows: 32, cols: 32, expected: 28, .. }),
+            matches!(
+                error,
+                DataError::WrongImageSize {
+                    rows: 32,
+                    cols: 32,
+                    expected: 28,
+                    ..
+                }
+            ),
             "expected WrongImageSize 32×32, got {error:?}"
         );
-        assert!(error.to_string().contains("32×32 but 28×28 is needed"), "message {error}");
+        assert!(
+            error.to_string().contains("32×32 but 28×28 is needed"),
+            "message {error}"
+        );
     }
 
     #[test]
@@ -278,7 +331,14 @@ mod tests {
 
         let error = load_error(&images, &labels);
         assert!(
-            matches!(error, DataError::UnsupportedElementType { code: 0x0D, name: "f32", .. }),
+            matches!(
+                error,
+                DataError::UnsupportedElementType {
+                    code: 0x0D,
+                    name: "f32",
+                    ..
+                }
+            ),
             "expected UnsupportedElementType f32, got {error:?}"
         );
         assert!(error.to_string().contains("0x0D (f32)"), "message {error}");
@@ -291,7 +351,10 @@ mod tests {
         let labels = dir.write("labels", &labels_idx(&[]));
 
         let error = load_error(&images, &labels);
-        assert!(matches!(error, DataError::NoItems { .. }), "expected NoItems, got {error:?}");
+        assert!(
+            matches!(error, DataError::NoItems { .. }),
+            "expected NoItems, got {error:?}"
+        );
     }
 
     #[test]

@@ -105,7 +105,11 @@ pub fn find_data_dir(cli: Option<&Path>) -> DataSource {
 pub fn locate_dataset(cli: Option<&Path>, dataset: &str) -> Result<DataSource, DataError> {
     let candidates = candidate_dirs(cli, &SearchContext::from_process());
     let chosen = choose_for_dataset(&candidates, dataset)?;
-    info!("{dataset}: reading {} ({})", chosen.dir.join(dataset).display(), chosen.how_found);
+    info!(
+        "{dataset}: reading {} ({})",
+        chosen.dir.join(dataset).display(),
+        chosen.how_found
+    );
     Ok(chosen)
 }
 
@@ -116,7 +120,11 @@ pub fn locate_dataset(cli: Option<&Path>, dataset: &str) -> Result<DataSource, D
 pub fn load_dataset(cli: Option<&Path>, dataset: &str) -> Result<DatasetPair, DataError> {
     let source = locate_dataset(cli, dataset)?;
     let pair = load_mnist_dir(&source.dir.join(dataset), dataset)?;
-    info!("{dataset}: {} training and {} test images", pair.train.len(), pair.test.len());
+    info!(
+        "{dataset}: {} training and {} test images",
+        pair.train.len(),
+        pair.test.len()
+    );
     Ok(pair)
 }
 
@@ -145,7 +153,10 @@ fn first_holding(candidates: &[DataSource], datasets: &[&str]) -> Option<DataSou
 }
 
 fn bundled_fallback() -> DataSource {
-    DataSource { dir: bundled_in_sources(), how_found: HowFound::Bundled }
+    DataSource {
+        dir: bundled_in_sources(),
+        how_found: HowFound::Bundled,
+    }
 }
 
 /// Returns the bundled folder in the crate's source tree, as located at build time.
@@ -170,7 +181,9 @@ impl SearchContext {
             env_dir: env::var_os(DATA_DIR_ENV).filter(|value| !value.is_empty()),
             home: env::home_dir(),
             system_dir: Some(PathBuf::from(SYSTEM_DATA_DIR)),
-            exe_dir: env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)),
+            exe_dir: env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(Path::to_path_buf)),
             current_dir: env::current_dir().ok(),
         }
     }
@@ -182,14 +195,23 @@ impl SearchContext {
 fn candidate_dirs(cli: Option<&Path>, context: &SearchContext) -> Vec<DataSource> {
     let mut candidates = Vec::new();
     if let Some(dir) = cli {
-        candidates.push(DataSource { dir: dir.to_owned(), how_found: HowFound::CommandLine });
+        candidates.push(DataSource {
+            dir: dir.to_owned(),
+            how_found: HowFound::CommandLine,
+        });
     }
     if let Some(dir) = &context.env_dir {
-        candidates.push(DataSource { dir: PathBuf::from(dir), how_found: HowFound::Environment });
+        candidates.push(DataSource {
+            dir: PathBuf::from(dir),
+            how_found: HowFound::Environment,
+        });
     }
 
     let well_known = [
-        context.home.as_ref().map(|home| home.join(".ewc-workbench").join("data")),
+        context
+            .home
+            .as_ref()
+            .map(|home| home.join(".ewc-workbench").join("data")),
         context.system_dir.clone(),
     ];
     let bundled = [
@@ -197,9 +219,16 @@ fn candidate_dirs(cli: Option<&Path>, context: &SearchContext) -> Vec<DataSource
         context.exe_dir.as_ref().map(|dir| dir.join("datasets")),
         context.current_dir.as_ref().map(|dir| dir.join("datasets")),
     ];
-    let implicit = well_known.into_iter().flatten().map(|dir| (dir, HowFound::WellKnown));
-    let implicit =
-        implicit.chain(bundled.into_iter().flatten().map(|dir| (dir, HowFound::Bundled)));
+    let implicit = well_known
+        .into_iter()
+        .flatten()
+        .map(|dir| (dir, HowFound::WellKnown));
+    let implicit = implicit.chain(
+        bundled
+            .into_iter()
+            .flatten()
+            .map(|dir| (dir, HowFound::Bundled)),
+    );
     for (dir, how_found) in implicit {
         if dir.is_dir() && !candidates.iter().any(|c: &DataSource| c.dir == dir) {
             candidates.push(DataSource { dir, how_found });
@@ -225,19 +254,37 @@ mod tests {
     }
 
     fn context_with(home: Option<PathBuf>, system_dir: Option<PathBuf>) -> SearchContext {
-        SearchContext { home, system_dir, ..SearchContext::default() }
+        SearchContext {
+            home,
+            system_dir,
+            ..SearchContext::default()
+        }
     }
 
     #[test]
     fn command_line_comes_before_environment() {
-        let context =
-            SearchContext { env_dir: Some("/from/env".into()), ..SearchContext::default() };
+        let context = SearchContext {
+            env_dir: Some("/from/env".into()),
+            ..SearchContext::default()
+        };
         let candidates = candidate_dirs(Some(Path::new("/from/cli")), &context);
 
         assert_eq!(candidates[0].dir, Path::new("/from/cli"), "first candidate");
-        assert_eq!(candidates[0].how_found, HowFound::CommandLine, "first candidate's origin");
-        assert_eq!(candidates[1].dir, Path::new("/from/env"), "second candidate");
-        assert_eq!(candidates[1].how_found, HowFound::Environment, "second candidate's origin");
+        assert_eq!(
+            candidates[0].how_found,
+            HowFound::CommandLine,
+            "first candidate's origin"
+        );
+        assert_eq!(
+            candidates[1].dir,
+            Path::new("/from/env"),
+            "second candidate"
+        );
+        assert_eq!(
+            candidates[1].how_found,
+            HowFound::Environment,
+            "second candidate's origin"
+        );
     }
 
     #[test]
@@ -245,7 +292,11 @@ mod tests {
         let candidates = candidate_dirs(None, &SearchContext::default());
         let last = candidates.last().expect("at least one candidate");
         assert_eq!(last.how_found, HowFound::Bundled, "last candidate's origin");
-        assert_eq!(last.dir, bundled_in_sources(), "the folder next to the sources");
+        assert_eq!(
+            last.dir,
+            bundled_in_sources(),
+            "the folder next to the sources"
+        );
     }
 
     #[test]
@@ -259,7 +310,11 @@ mod tests {
         let dirs: Vec<&Path> = candidates.iter().map(|c| c.dir.as_path()).collect();
         assert_eq!(dirs[0], user_data, "user folder first");
         assert_eq!(dirs[1], system.path(), "system folder second");
-        assert_eq!(candidates[1].how_found, HowFound::WellKnown, "system folder's origin");
+        assert_eq!(
+            candidates[1].how_found,
+            HowFound::WellKnown,
+            "system folder's origin"
+        );
     }
 
     #[test]
@@ -283,14 +338,24 @@ mod tests {
         let bundled = TempDir::new("source-bundled");
         make_dataset_dirs(bundled.path(), &["mnist", "fashion-mnist"]);
         let candidates = vec![
-            DataSource { dir: system.path().to_owned(), how_found: HowFound::WellKnown },
-            DataSource { dir: bundled.path().to_owned(), how_found: HowFound::Bundled },
+            DataSource {
+                dir: system.path().to_owned(),
+                how_found: HowFound::WellKnown,
+            },
+            DataSource {
+                dir: bundled.path().to_owned(),
+                how_found: HowFound::Bundled,
+            },
         ];
 
         let fashion =
             choose_for_dataset(&candidates, "fashion-mnist").expect("fashion-mnist found");
         let mnist = choose_for_dataset(&candidates, "mnist").expect("mnist found");
-        assert_eq!(fashion.dir, system.path(), "fashion-mnist from the system folder");
+        assert_eq!(
+            fashion.dir,
+            system.path(),
+            "fashion-mnist from the system folder"
+        );
         assert_eq!(mnist.dir, bundled.path(), "mnist from the bundled folder");
     }
 
@@ -301,8 +366,14 @@ mod tests {
         let bundled = TempDir::new("source-bundled2");
         make_dataset_dirs(bundled.path(), &["mnist"]);
         let candidates = vec![
-            DataSource { dir: chosen.path().to_owned(), how_found: HowFound::CommandLine },
-            DataSource { dir: bundled.path().to_owned(), how_found: HowFound::Bundled },
+            DataSource {
+                dir: chosen.path().to_owned(),
+                how_found: HowFound::CommandLine,
+            },
+            DataSource {
+                dir: bundled.path().to_owned(),
+                how_found: HowFound::Bundled,
+            },
         ];
 
         let error = choose_for_dataset(&candidates, "mnist")
@@ -316,7 +387,10 @@ mod tests {
             "only the chosen folder was searched"
         );
         let message = error.to_string();
-        assert!(message.contains("dataset mnist not found"), "message {message}");
+        assert!(
+            message.contains("dataset mnist not found"),
+            "message {message}"
+        );
         assert!(
             message.contains(&chosen.path().display().to_string()),
             "message {message} names the folder"

@@ -44,14 +44,18 @@ impl TaskData {
 
     fn from_owned_dataset(dataset: Dataset) -> Self {
         assert_network_size(&dataset);
-        Self { images: dataset.images, labels: dataset.labels }
+        Self {
+            images: dataset.images,
+            labels: dataset.labels,
+        }
     }
 
     /// Keeps the images whose label is in `classes`, in their original order.
     fn with_classes(dataset: &Dataset, classes: &[u8]) -> Self {
         assert_network_size(dataset);
-        let kept: Vec<usize> =
-            (0..dataset.len()).filter(|&i| classes.contains(&dataset.labels[i])).collect();
+        let kept: Vec<usize> = (0..dataset.len())
+            .filter(|&i| classes.contains(&dataset.labels[i]))
+            .collect();
         Self::gather(&dataset.images, &dataset.labels, &kept)
     }
 
@@ -62,7 +66,8 @@ impl TaskData {
             labels: Vec::with_capacity(indices.len()),
         };
         for &i in indices {
-            data.images.extend_from_slice(&images[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]);
+            data.images
+                .extend_from_slice(&images[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]);
             data.labels.push(labels[i]);
         }
         data
@@ -70,7 +75,10 @@ impl TaskData {
 
     fn map_images(dataset: &Dataset, transform: impl Fn(&[u8]) -> Vec<u8>) -> Self {
         assert_network_size(dataset);
-        Self { images: transform(&dataset.images), labels: dataset.labels.clone() }
+        Self {
+            images: transform(&dataset.images),
+            labels: dataset.labels.clone(),
+        }
     }
 }
 
@@ -111,12 +119,21 @@ impl Task {
     /// Number of output units the task's head needs: ten when shared, the task's class count
     /// when per task.
     pub fn head_outputs(&self, per_task_head: bool) -> usize {
-        if per_task_head { self.classes.len() } else { CLASS_COUNT }
+        if per_task_head {
+            self.classes.len()
+        } else {
+            CLASS_COUNT
+        }
     }
 
     fn all_classes(name: &str, train: TaskData, test: TaskData) -> Self {
         let classes = (0..CLASS_COUNT as u8).collect();
-        Self { name: name.to_owned(), classes, train, test }
+        Self {
+            name: name.to_owned(),
+            classes,
+            train,
+            test,
+        }
     }
 }
 
@@ -195,7 +212,12 @@ pub fn custom(datasets: Vec<(String, DatasetPair)>) -> Vec<Task> {
             let classes = classes_present(&[&pair.train.labels, &pair.test.labels]);
             let train = TaskData::from_owned_dataset(pair.train);
             let test = TaskData::from_owned_dataset(pair.test);
-            Task { name, classes, train, test }
+            Task {
+                name,
+                classes,
+                train,
+                test,
+            }
         })
         .collect()
 }
@@ -226,7 +248,10 @@ fn balanced_subset(labels: &[u8], limit: usize, rng: &mut Rng) -> Vec<usize> {
     for (index, &label) in labels.iter().enumerate() {
         by_class[usize::from(label)].push(index);
     }
-    let mut pools: Vec<Vec<usize>> = by_class.into_iter().filter(|pool| !pool.is_empty()).collect();
+    let mut pools: Vec<Vec<usize>> = by_class
+        .into_iter()
+        .filter(|pool| !pool.is_empty())
+        .collect();
     for pool in &mut pools {
         rng.shuffle(pool);
     }
@@ -259,7 +284,9 @@ fn classes_present(label_sets: &[&[u8]]) -> Vec<u8> {
             present[usize::from(label)] = true;
         }
     }
-    (0..=255u8).filter(|&label| present[usize::from(label)]).collect()
+    (0..=255u8)
+        .filter(|&label| present[usize::from(label)])
+        .collect()
 }
 
 fn assert_network_size(dataset: &Dataset) {
@@ -283,7 +310,13 @@ mod tests {
         let images = (0..labels.len() * IMAGE_PIXELS)
             .map(|k| ((k / IMAGE_PIXELS + k % IMAGE_PIXELS) % 256) as u8)
             .collect();
-        Dataset { name: "toy".to_owned(), images, labels: labels.to_vec(), rows: 28, cols: 28 }
+        Dataset {
+            name: "toy".to_owned(),
+            images,
+            labels: labels.to_vec(),
+            rows: 28,
+            cols: 28,
+        }
     }
 
     /// Builds a pair with every digit `per_class` times in training and once in test, cycling
@@ -291,7 +324,10 @@ mod tests {
     fn toy_pair(per_class: usize) -> DatasetPair {
         let train: Vec<u8> = (0..10 * per_class).map(|i| (i % 10) as u8).collect();
         let test: Vec<u8> = (0..10).collect();
-        DatasetPair { train: toy_dataset(&train), test: toy_dataset(&test) }
+        DatasetPair {
+            train: toy_dataset(&train),
+            test: toy_dataset(&test),
+        }
     }
 
     #[test]
@@ -317,7 +353,10 @@ mod tests {
         let tasks = permuted_mnist(&pair, 3, 9);
         assert_eq!(tasks.len(), 3, "task count");
         assert_eq!(tasks[0].name, "perm-1", "first task name");
-        assert_eq!(tasks[0].train.images, pair.train.images, "first task is unpermuted");
+        assert_eq!(
+            tasks[0].train.images, pair.train.images,
+            "first task is unpermuted"
+        );
 
         for (index, task) in tasks.iter().enumerate() {
             let permutation = pixel_permutation(9, index);
@@ -328,9 +367,15 @@ mod tests {
                     "task {index}, pixel {i}"
                 );
             }
-            assert_eq!(task.train.labels, pair.train.labels, "task {index}: labels unchanged");
+            assert_eq!(
+                task.train.labels, pair.train.labels,
+                "task {index}: labels unchanged"
+            );
         }
-        assert_ne!(tasks[1].train.images, tasks[2].train.images, "tasks 2 and 3 differ");
+        assert_ne!(
+            tasks[1].train.images, tasks[2].train.images,
+            "tasks 2 and 3 differ"
+        );
     }
 
     #[test]
@@ -339,9 +384,21 @@ mod tests {
         assert_eq!(tasks.len(), 5, "task count");
         for (index, task) in tasks.iter().enumerate() {
             let first = 2 * index as u8;
-            assert_eq!(task.classes, vec![first, first + 1], "task {index}: classes");
-            assert_eq!(task.name, format!("split-{}-{}", first, first + 1), "task {index}: name");
-            assert_eq!(task.train.len(), 6, "task {index}: three training images per digit");
+            assert_eq!(
+                task.classes,
+                vec![first, first + 1],
+                "task {index}: classes"
+            );
+            assert_eq!(
+                task.name,
+                format!("split-{}-{}", first, first + 1),
+                "task {index}: name"
+            );
+            assert_eq!(
+                task.train.len(),
+                6,
+                "task {index}: three training images per digit"
+            );
             assert_eq!(task.test.len(), 2, "task {index}: one test image per digit");
             for data in [&task.train, &task.test] {
                 assert!(
@@ -359,8 +416,16 @@ mod tests {
         let tasks = split_mnist(&pair);
         // Digit 3 is at training indices 3 and 13 of the toy set.
         assert_eq!(tasks[1].train.labels, vec![2, 3, 2, 3], "labels of task 2");
-        assert_eq!(tasks[1].train.image(1), pair.train.image(3), "first image of digit 3");
-        assert_eq!(tasks[1].train.image(3), pair.train.image(13), "second image of digit 3");
+        assert_eq!(
+            tasks[1].train.image(1),
+            pair.train.image(3),
+            "first image of digit 3"
+        );
+        assert_eq!(
+            tasks[1].train.image(3),
+            pair.train.image(13),
+            "second image of digit 3"
+        );
     }
 
     #[test]
@@ -369,7 +434,10 @@ mod tests {
         let tasks = rotated_mnist(&pair, &[0.0, 90.0]);
         let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["rot-0", "rot-90"], "task names");
-        assert_eq!(tasks[0].train.images, pair.train.images, "0° task is unchanged");
+        assert_eq!(
+            tasks[0].train.images, pair.train.images,
+            "0° task is unchanged"
+        );
         for i in 0..pair.test.len() {
             assert_eq!(
                 tasks[1].test.image(i),
@@ -381,10 +449,17 @@ mod tests {
 
     #[test]
     fn custom_classes_are_the_labels_present() {
-        let pair = DatasetPair { train: toy_dataset(&[5, 3, 5]), test: toy_dataset(&[7]) };
+        let pair = DatasetPair {
+            train: toy_dataset(&[5, 3, 5]),
+            test: toy_dataset(&[7]),
+        };
         let tasks = custom(vec![("letters".to_owned(), pair)]);
         assert_eq!(tasks[0].name, "letters", "name");
-        assert_eq!(tasks[0].classes, vec![3, 5, 7], "sorted union of training and test labels");
+        assert_eq!(
+            tasks[0].classes,
+            vec![3, 5, 7],
+            "sorted union of training and test labels"
+        );
     }
 
     #[test]
@@ -419,7 +494,12 @@ mod tests {
             for &label in &task.train.labels {
                 counts[usize::from(label)] += 1;
             }
-            assert_eq!(counts, [3, 3, 3, 3, 3, 2, 2, 2, 2, 2], "{}: images per class", task.name);
+            assert_eq!(
+                counts,
+                [3, 3, 3, 3, 3, 2, 2, 2, 2, 2],
+                "{}: images per class",
+                task.name
+            );
             assert_eq!(task.test.len(), 10, "{}: test split untouched", task.name);
         }
     }
@@ -427,14 +507,23 @@ mod tests {
     #[test]
     fn limit_makes_up_for_small_classes() {
         // Digit 0 has one image, the others four each.
-        let labels: Vec<u8> = std::iter::once(0).chain((1..10).flat_map(|d| [d; 4])).collect();
-        let pair = DatasetPair { train: toy_dataset(&labels), test: toy_dataset(&[0]) };
+        let labels: Vec<u8> = std::iter::once(0)
+            .chain((1..10).flat_map(|d| [d; 4]))
+            .collect();
+        let pair = DatasetPair {
+            train: toy_dataset(&labels),
+            test: toy_dataset(&[0]),
+        };
         let mut tasks = custom(vec![("uneven".to_owned(), pair)]);
         limit_training(&mut tasks, Some(28), 1);
 
         let train = &tasks[0].train;
         assert_eq!(train.len(), 28, "training images");
-        assert_eq!(train.labels.iter().filter(|&&l| l == 0).count(), 1, "the one image of digit 0");
+        assert_eq!(
+            train.labels.iter().filter(|&&l| l == 0).count(),
+            1,
+            "the one image of digit 0"
+        );
     }
 
     #[test]
@@ -451,8 +540,13 @@ mod tests {
 
         // Image i of the toy set starts with pixel value i % 256, and 200 < 256, so the first
         // pixels reveal the kept indices.
-        let kept: Vec<u8> = (0..a[0].train.len()).map(|i| a[0].train.image(i)[0]).collect();
-        assert!(kept.windows(2).all(|w| w[0] < w[1]), "kept images stay in order: {kept:?}");
+        let kept: Vec<u8> = (0..a[0].train.len())
+            .map(|i| a[0].train.image(i)[0])
+            .collect();
+        assert!(
+            kept.windows(2).all(|w| w[0] < w[1]),
+            "kept images stay in order: {kept:?}"
+        );
     }
 
     #[test]
@@ -470,6 +564,9 @@ mod tests {
     fn wrong_image_size_panics_in_builders() {
         let mut dataset = toy_dataset(&[1]);
         dataset.rows = 32;
-        split_mnist(&DatasetPair { train: dataset.clone(), test: dataset });
+        split_mnist(&DatasetPair {
+            train: dataset.clone(),
+            test: dataset,
+        });
     }
 }

@@ -20,8 +20,10 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(purpose: &str) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let nanos =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let unique = format!(
             "ewc-workbench-{purpose}-{}-{}-{nanos}",
             std::process::id(),
@@ -71,7 +73,9 @@ pub fn images_idx(count: u32) -> Vec<u8> {
 
 /// Pixels of `count` images as in [`images_idx`].
 pub fn image_pixels(count: u32) -> Vec<u8> {
-    (0..count).flat_map(|i| std::iter::repeat_n((i * 3 % 256) as u8, IMAGE_PIXELS)).collect()
+    (0..count)
+        .flat_map(|i| std::iter::repeat_n((i * 3 % 256) as u8, IMAGE_PIXELS))
+        .collect()
 }
 
 /// Builds an unsigned-byte IDX labels file.

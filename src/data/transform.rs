@@ -35,13 +35,21 @@ pub(crate) fn permute_images(images: &[u8], permutation: &[usize]) -> Vec<u8> {
 /// # Panics
 /// If `image` is not 784 bytes long.
 pub fn rotate_image(image: &[u8], degrees: f32) -> Vec<u8> {
-    assert_eq!(image.len(), IMAGE_PIXELS, "rotate_image takes one 28×28 image");
+    assert_eq!(
+        image.len(),
+        IMAGE_PIXELS,
+        "rotate_image takes one 28×28 image"
+    );
     rotate_images(image, degrees)
 }
 
 /// Rotates every image in `images`; see [`rotate_image`].
 pub(crate) fn rotate_images(images: &[u8], degrees: f32) -> Vec<u8> {
-    assert_eq!(images.len() % IMAGE_PIXELS, 0, "images must be whole 28×28 images");
+    assert_eq!(
+        images.len() % IMAGE_PIXELS,
+        0,
+        "images must be whole 28×28 images"
+    );
     let map = RotationMap::new(degrees);
     let mut rotated = Vec::with_capacity(images.len());
     for image in images.chunks_exact(IMAGE_PIXELS) {
@@ -81,8 +89,10 @@ impl RotationMap {
     }
 
     fn sample(&self, image: &[u8], taps: &Taps) -> u8 {
-        let value: f32 =
-            taps.iter().map(|&(index, weight)| weight * f32::from(image[usize::from(index)])).sum();
+        let value: f32 = taps
+            .iter()
+            .map(|&(index, weight)| weight * f32::from(image[usize::from(index)]))
+            .sum();
         value.round().clamp(0.0, 255.0) as u8
     }
 }
@@ -91,7 +101,13 @@ impl RotationMap {
 /// which is the zero fill.
 fn bilinear_taps(row: f64, col: f64) -> Taps {
     // Snap values within rounding error of a whole pixel, so 90° turns copy pixels exactly.
-    let snap = |v: f64| if (v - v.round()).abs() < 1e-9 { v.round() } else { v };
+    let snap = |v: f64| {
+        if (v - v.round()).abs() < 1e-9 {
+            v.round()
+        } else {
+            v
+        }
+    };
     let (row, col) = (snap(row), snap(col));
     let (row0, col0) = (row.floor(), col.floor());
     let (fr, fc) = (row - row0, col - col0);
@@ -139,20 +155,40 @@ mod tests {
     #[test]
     fn first_permutation_is_identity() {
         let identity: Vec<usize> = (0..IMAGE_PIXELS).collect();
-        assert_eq!(pixel_permutation(7, 0), identity, "task 0 keeps pixels in place");
+        assert_eq!(
+            pixel_permutation(7, 0),
+            identity,
+            "task 0 keeps pixels in place"
+        );
     }
 
     #[test]
     fn permutation_repeats_for_same_seed() {
-        assert_eq!(pixel_permutation(42, 3), pixel_permutation(42, 3), "same seed and task");
+        assert_eq!(
+            pixel_permutation(42, 3),
+            pixel_permutation(42, 3),
+            "same seed and task"
+        );
     }
 
     #[test]
     fn permutation_differs_across_tasks_and_seeds() {
-        assert_ne!(pixel_permutation(42, 1), pixel_permutation(42, 2), "tasks 1 and 2");
-        assert_ne!(pixel_permutation(42, 1), pixel_permutation(43, 1), "seeds 42 and 43");
+        assert_ne!(
+            pixel_permutation(42, 1),
+            pixel_permutation(42, 2),
+            "tasks 1 and 2"
+        );
+        assert_ne!(
+            pixel_permutation(42, 1),
+            pixel_permutation(43, 1),
+            "seeds 42 and 43"
+        );
         let identity: Vec<usize> = (0..IMAGE_PIXELS).collect();
-        assert_ne!(pixel_permutation(42, 1), identity, "task 1 is not the identity");
+        assert_ne!(
+            pixel_permutation(42, 1),
+            identity,
+            "task 1 is not the identity"
+        );
     }
 
     #[test]
@@ -194,7 +230,11 @@ mod tests {
             for col in 0..IMAGE_SIDE {
                 // Counter-clockwise: the top-right corner moves to the top-left.
                 let expected = image[col * IMAGE_SIDE + (last - row)];
-                assert_eq!(rotated[row * IMAGE_SIDE + col], expected, "pixel ({row}, {col})");
+                assert_eq!(
+                    rotated[row * IMAGE_SIDE + col],
+                    expected,
+                    "pixel ({row}, {col})"
+                );
             }
         }
     }
@@ -205,7 +245,11 @@ mod tests {
         image[IMAGE_SIDE - 1] = 200;
         let rotated = rotate_image(&image, 90.0);
         assert_eq!(rotated[0], 200, "top-left pixel after a 90° turn");
-        assert_eq!(rotated.iter().filter(|&&p| p > 0).count(), 1, "one lit pixel");
+        assert_eq!(
+            rotated.iter().filter(|&&p| p > 0).count(),
+            1,
+            "one lit pixel"
+        );
     }
 
     #[test]
@@ -220,7 +264,10 @@ mod tests {
     fn rotation_fills_corners_with_zero() {
         let white = vec![255; IMAGE_PIXELS];
         let rotated = rotate_image(&white, 45.0);
-        assert_eq!(rotated[0], 0, "top-left corner comes from outside the image");
+        assert_eq!(
+            rotated[0], 0,
+            "top-left corner comes from outside the image"
+        );
         assert_eq!(rotated[14 * IMAGE_SIDE + 14], 255, "centre stays white");
     }
 
@@ -228,8 +275,9 @@ mod tests {
     fn rotation_interpolates_between_pixels() {
         // A vertical edge: left half black, right half white. A small turn blurs the edge,
         // so some pixels fall strictly between black and white.
-        let edge: Vec<u8> =
-            (0..IMAGE_PIXELS).map(|i| if i % IMAGE_SIDE >= 14 { 255 } else { 0 }).collect();
+        let edge: Vec<u8> = (0..IMAGE_PIXELS)
+            .map(|i| if i % IMAGE_SIDE >= 14 { 255 } else { 0 })
+            .collect();
         let rotated = rotate_image(&edge, 10.0);
         assert!(
             rotated.iter().any(|&p| p > 0 && p < 255),

@@ -312,7 +312,13 @@ impl DatasetSource {
 
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         match self {
-            Self::Idx { train_images, train_labels, test_images, test_labels, .. } => {
+            Self::Idx {
+                train_images,
+                train_labels,
+                test_images,
+                test_labels,
+                ..
+            } => {
                 vec![train_images, train_labels, test_images, test_labels]
             }
             Self::Csv { train, test, .. } => vec![train, test],
@@ -337,9 +343,9 @@ impl SequenceConfig {
         match self {
             Self::Seed => vec!["mnist".to_owned(), "fashion-mnist".to_owned()],
             Self::PermutedMnist { tasks } => (1..=*tasks).map(|t| format!("perm-{t}")).collect(),
-            Self::SplitMnist => {
-                (0..SPLIT_MNIST_TASKS).map(|t| format!("{}/{}", 2 * t, 2 * t + 1)).collect()
-            }
+            Self::SplitMnist => (0..SPLIT_MNIST_TASKS)
+                .map(|t| format!("{}/{}", 2 * t, 2 * t + 1))
+                .collect(),
             Self::RotatedMnist { angles } => angles.iter().map(|a| format!("rot-{a}")).collect(),
             Self::Custom { datasets } => datasets.iter().map(|d| d.name().to_owned()).collect(),
         }
@@ -376,8 +382,15 @@ fn validate_datasets(datasets: &[DatasetSource]) -> Result<(), ConfigError> {
         if name.trim().is_empty() {
             return Err(invalid(&field, "\"\"", "a non-empty task name"));
         }
-        if datasets[..index].iter().any(|earlier| earlier.name() == name) {
-            return Err(invalid(&field, name, "a name no other dataset in the sequence uses"));
+        if datasets[..index]
+            .iter()
+            .any(|earlier| earlier.name() == name)
+        {
+            return Err(invalid(
+                &field,
+                name,
+                "a name no other dataset in the sequence uses",
+            ));
         }
     }
     Ok(())
@@ -509,7 +522,11 @@ impl TrainingConfig {
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
-        check_number("training.learning_rate", self.learning_rate, Range::Positive)?;
+        check_number(
+            "training.learning_rate",
+            self.learning_rate,
+            Range::Positive,
+        )?;
         check_number("training.momentum", self.momentum, Range::Momentum)?;
         check_count("training.batch_size", self.batch_size)?;
         check_count("training.epochs", self.epochs)?;
@@ -532,7 +549,12 @@ impl TrainingConfig {
             "eval_limit" => self.eval_limit = parse_count_or_all(&key, value)?,
             "insights" => self.insights = parse_switch(&key, value)?,
             "record_weights" => self.record_weights = parse_named(&key, value)?,
-            _ => return Err(ConfigError::UnknownKey { key, valid: all_keys_joined() }),
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key,
+                    valid: all_keys_joined(),
+                });
+            }
         }
         Ok(())
     }
@@ -600,7 +622,9 @@ impl Method {
             Self::Finetune => MethodSpec::Finetune,
             Self::Joint => MethodSpec::Joint,
             Self::Frozen => MethodSpec::Frozen,
-            Self::L2 => MethodSpec::L2 { lambda: DEFAULT_L2_LAMBDA },
+            Self::L2 => MethodSpec::L2 {
+                lambda: DEFAULT_L2_LAMBDA,
+            },
             Self::Ewc => MethodSpec::Ewc {
                 lambda: DEFAULT_EWC_LAMBDA,
                 fisher: FisherKind::default(),
@@ -612,9 +636,10 @@ impl Method {
                 fisher: FisherKind::default(),
                 fisher_samples: Some(DEFAULT_FISHER_SAMPLES),
             },
-            Self::Lwf => {
-                MethodSpec::Lwf { alpha: DEFAULT_LWF_ALPHA, temperature: DEFAULT_LWF_TEMPERATURE }
-            }
+            Self::Lwf => MethodSpec::Lwf {
+                alpha: DEFAULT_LWF_ALPHA,
+                temperature: DEFAULT_LWF_TEMPERATURE,
+            },
         }
     }
 
@@ -636,7 +661,9 @@ impl FromStr for Method {
         Self::ALL
             .into_iter()
             .find(|method| method.name() == name)
-            .ok_or_else(|| ConfigError::UnknownMethod { name: name.to_owned() })
+            .ok_or_else(|| ConfigError::UnknownMethod {
+                name: name.to_owned(),
+            })
     }
 }
 
@@ -740,12 +767,26 @@ impl From<MethodSpecFile> for MethodSpec {
             MethodSpecFile::Joint {} => Self::Joint,
             MethodSpecFile::Frozen {} => Self::Frozen,
             MethodSpecFile::L2 { lambda } => Self::L2 { lambda },
-            MethodSpecFile::Ewc { lambda, fisher, fisher_samples } => {
-                Self::Ewc { lambda, fisher, fisher_samples }
-            }
-            MethodSpecFile::OnlineEwc { lambda, gamma, fisher, fisher_samples } => {
-                Self::OnlineEwc { lambda, gamma, fisher, fisher_samples }
-            }
+            MethodSpecFile::Ewc {
+                lambda,
+                fisher,
+                fisher_samples,
+            } => Self::Ewc {
+                lambda,
+                fisher,
+                fisher_samples,
+            },
+            MethodSpecFile::OnlineEwc {
+                lambda,
+                gamma,
+                fisher,
+                fisher_samples,
+            } => Self::OnlineEwc {
+                lambda,
+                gamma,
+                fisher,
+                fisher_samples,
+            },
             MethodSpecFile::Lwf { alpha, temperature } => Self::Lwf { alpha, temperature },
         }
     }
@@ -846,19 +887,31 @@ impl MethodSpec {
         match self {
             Self::Finetune | Self::Joint | Self::Frozen => Vec::new(),
             Self::L2 { lambda } => vec![("lambda", Number(*lambda))],
-            Self::Ewc { lambda, fisher, fisher_samples } => vec![
+            Self::Ewc {
+                lambda,
+                fisher,
+                fisher_samples,
+            } => vec![
                 ("lambda", Number(*lambda)),
                 ("fisher", Name(fisher.name())),
                 ("fisher_samples", Samples(*fisher_samples)),
             ],
-            Self::OnlineEwc { lambda, gamma, fisher, fisher_samples } => vec![
+            Self::OnlineEwc {
+                lambda,
+                gamma,
+                fisher,
+                fisher_samples,
+            } => vec![
                 ("lambda", Number(*lambda)),
                 ("gamma", Number(*gamma)),
                 ("fisher", Name(fisher.name())),
                 ("fisher_samples", Samples(*fisher_samples)),
             ],
             Self::Lwf { alpha, temperature } => {
-                vec![("alpha", Number(*alpha)), ("temperature", Number(*temperature))]
+                vec![
+                    ("alpha", Number(*alpha)),
+                    ("temperature", Number(*temperature)),
+                ]
             }
         }
     }
@@ -889,7 +942,12 @@ impl MethodSpec {
             (Self::Lwf { temperature, .. }, "temperature") => {
                 *temperature = parse_number(&key, value, Range::Positive)?;
             }
-            _ => return Err(ConfigError::UnknownKey { key, valid: method_keys_joined(method) }),
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key,
+                    valid: method_keys_joined(method),
+                });
+            }
         }
         Ok(())
     }
@@ -900,11 +958,20 @@ impl MethodSpec {
         match self {
             Self::Finetune | Self::Joint | Self::Frozen => Ok(()),
             Self::L2 { lambda } => check_number(&field("lambda"), *lambda, Range::NonNegative),
-            Self::Ewc { lambda, fisher_samples, .. } => {
+            Self::Ewc {
+                lambda,
+                fisher_samples,
+                ..
+            } => {
                 check_number(&field("lambda"), *lambda, Range::NonNegative)?;
                 check_optional_count(&field("fisher_samples"), *fisher_samples)
             }
-            Self::OnlineEwc { lambda, gamma, fisher_samples, .. } => {
+            Self::OnlineEwc {
+                lambda,
+                gamma,
+                fisher_samples,
+                ..
+            } => {
                 check_number(&field("lambda"), *lambda, Range::NonNegative)?;
                 check_number(&field("gamma"), *gamma, Range::UnitInterval)?;
                 check_optional_count(&field("fisher_samples"), *fisher_samples)
@@ -938,7 +1005,10 @@ pub fn expand_runs(config: &ExperimentConfig) -> Vec<RunSpec> {
     labels
         .into_iter()
         .zip(&config.methods)
-        .map(|(label, method)| RunSpec { label, method: method.clone() })
+        .map(|(label, method)| RunSpec {
+            label,
+            method: method.clone(),
+        })
         .collect()
 }
 
@@ -956,9 +1026,12 @@ fn append_differing_params(specs: &[MethodSpec], labels: &mut [String]) {
         }
         // Runs with equal labels are runs of the same method, so they share parameter names.
         for (name, value) in spec.param_values() {
-            let differs = group
-                .iter()
-                .any(|other| other.param_values().iter().any(|(n, v)| *n == name && *v != value));
+            let differs = group.iter().any(|other| {
+                other
+                    .param_values()
+                    .iter()
+                    .any(|(n, v)| *n == name && *v != value)
+            });
             if differs {
                 labels[index].push_str(&format!(" {name}={value}"));
             }
@@ -968,7 +1041,10 @@ fn append_differing_params(specs: &[MethodSpec], labels: &mut [String]) {
 
 fn number_repeated_labels(labels: &mut [String]) {
     for index in 0..labels.len() {
-        let earlier = labels[..index].iter().filter(|label| **label == labels[index]).count();
+        let earlier = labels[..index]
+            .iter()
+            .filter(|label| **label == labels[index])
+            .count();
         if earlier > 0 {
             labels[index] = format!("{} ({})", labels[index], earlier + 1);
         }
@@ -999,7 +1075,9 @@ impl ExperimentConfig {
                 vec![Finetune, Frozen, L2, Ewc, Lwf, Joint],
             ),
             "permuted-mnist" => (
-                SequenceConfig::PermutedMnist { tasks: DEFAULT_PERMUTED_TASKS },
+                SequenceConfig::PermutedMnist {
+                    tasks: DEFAULT_PERMUTED_TASKS,
+                },
                 Architecture::default_mlp(),
                 HeadMode::Shared,
                 vec![Finetune, L2, Ewc, OnlineEwc, Lwf, Joint],
@@ -1011,12 +1089,18 @@ impl ExperimentConfig {
                 vec![Finetune, Frozen, L2, Ewc, OnlineEwc, Lwf, Joint],
             ),
             "rotated-mnist" => (
-                SequenceConfig::RotatedMnist { angles: default_rotation_angles() },
+                SequenceConfig::RotatedMnist {
+                    angles: default_rotation_angles(),
+                },
                 Architecture::default_mlp(),
                 HeadMode::Shared,
                 vec![Finetune, L2, Ewc, OnlineEwc, Lwf, Joint],
             ),
-            _ => return Err(ConfigError::UnknownPreset { name: name.to_owned() }),
+            _ => {
+                return Err(ConfigError::UnknownPreset {
+                    name: name.to_owned(),
+                });
+            }
         };
         Ok(Self {
             name: name.to_owned(),
@@ -1032,14 +1116,20 @@ impl ExperimentConfig {
 
     /// Reads, parses and validates an experiment file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let config: Self = serde_json::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
-        config.validate().map_err(|source| ConfigError::InvalidFile {
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
-            source: Box::new(source),
+            source,
         })?;
+        let config: Self = serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        config
+            .validate()
+            .map_err(|source| ConfigError::InvalidFile {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
         Ok(config)
     }
 
@@ -1048,8 +1138,10 @@ impl ExperimentConfig {
         self.validate()?;
         let mut text = serde_json::to_string_pretty(self).map_err(ConfigError::Encode)?;
         text.push('\n');
-        super::write_atomically(path, text.as_bytes())
-            .map_err(|source| ConfigError::Write { path: path.to_owned(), source })
+        super::write_atomically(path, text.as_bytes()).map_err(|source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Checks every value against its valid range; the error names the first invalid field.
@@ -1081,7 +1173,10 @@ impl ExperimentConfig {
             rebase(dir);
         }
         if let SequenceConfig::Custom { datasets } = &mut self.sequence {
-            datasets.iter_mut().flat_map(DatasetSource::paths_mut).for_each(rebase);
+            datasets
+                .iter_mut()
+                .flat_map(DatasetSource::paths_mut)
+                .for_each(rebase);
         }
     }
 }
@@ -1117,8 +1212,12 @@ pub fn apply_methods_list(config: &mut ExperimentConfig, list: &str) -> Result<(
 
     let mut methods = Vec::new();
     for method in chosen {
-        let existing: Vec<MethodSpec> =
-            config.methods.iter().filter(|spec| spec.method() == method).cloned().collect();
+        let existing: Vec<MethodSpec> = config
+            .methods
+            .iter()
+            .filter(|spec| spec.method() == method)
+            .cloned()
+            .collect();
         if existing.is_empty() {
             methods.push(method.default_spec());
         } else {
@@ -1140,7 +1239,9 @@ pub fn apply_methods_list(config: &mut ExperimentConfig, list: &str) -> Result<(
 /// the method, because it usually means the method was left out of `--methods` by mistake.
 /// Every value is checked before anything changes, so on error the experiment is unchanged.
 pub fn apply_set(config: &mut ExperimentConfig, assignment: &str) -> Result<(), ConfigError> {
-    let malformed = || ConfigError::MalformedSet { input: assignment.to_owned() };
+    let malformed = || ConfigError::MalformedSet {
+        input: assignment.to_owned(),
+    };
     let (key, list) = assignment.split_once('=').ok_or_else(malformed)?;
     let key = key.trim();
     let values: Vec<&str> = list.split(',').map(str::trim).collect();
@@ -1155,7 +1256,10 @@ pub fn apply_set(config: &mut ExperimentConfig, assignment: &str) -> Result<(), 
     }
 
     let [value] = values.as_slice() else {
-        return Err(ConfigError::NotSweepable { key: key.to_owned(), count: values.len() });
+        return Err(ConfigError::NotSweepable {
+            key: key.to_owned(),
+            count: values.len(),
+        });
     };
     match key.split_once('.') {
         Some(("training", field)) => config.training.set_field(field, value),
@@ -1164,10 +1268,15 @@ pub fn apply_set(config: &mut ExperimentConfig, assignment: &str) -> Result<(), 
             Ok(())
         }
         None if key == "seed" => {
-            config.seed = value.parse().map_err(|_| invalid(key, value, "an integer >= 0"))?;
+            config.seed = value
+                .parse()
+                .map_err(|_| invalid(key, value, "an integer >= 0"))?;
             Ok(())
         }
-        _ => Err(ConfigError::UnknownKey { key: key.to_owned(), valid: all_keys_joined() }),
+        _ => Err(ConfigError::UnknownKey {
+            key: key.to_owned(),
+            valid: all_keys_joined(),
+        }),
     }
 }
 
@@ -1179,11 +1288,22 @@ fn sweep_method_param(
 ) -> Result<(), ConfigError> {
     let key = format!("{method}.{param}");
     if !method.param_names().contains(&param) {
-        return Err(ConfigError::UnknownKey { key, valid: method_keys_joined(method) });
+        return Err(ConfigError::UnknownKey {
+            key,
+            valid: method_keys_joined(method),
+        });
     }
     if !config.methods.iter().any(|spec| spec.method() == method) {
-        let listed: Vec<&str> = config.methods.iter().map(|spec| spec.method().name()).collect();
-        return Err(ConfigError::MethodNotListed { key, method, listed: listed.join(", ") });
+        let listed: Vec<&str> = config
+            .methods
+            .iter()
+            .map(|spec| spec.method().name())
+            .collect();
+        return Err(ConfigError::MethodNotListed {
+            key,
+            method,
+            listed: listed.join(", "),
+        });
     }
 
     let mut expanded = Vec::with_capacity(config.methods.len() + values.len());
@@ -1207,14 +1327,27 @@ fn method_keys_joined(method: Method) -> String {
     if names.is_empty() {
         return format!("none, because {method} has no parameters");
     }
-    names.iter().map(|name| format!("{method}.{name}")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|name| format!("{method}.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn all_keys_joined() -> String {
     let mut keys = vec!["head".to_owned(), "seed".to_owned()];
-    keys.extend(TrainingConfig::KEYS.iter().map(|field| format!("training.{field}")));
+    keys.extend(
+        TrainingConfig::KEYS
+            .iter()
+            .map(|field| format!("training.{field}")),
+    );
     for method in Method::ALL {
-        keys.extend(method.param_names().iter().map(|name| format!("{method}.{name}")));
+        keys.extend(
+            method
+                .param_names()
+                .iter()
+                .map(|name| format!("{method}.{name}")),
+        );
     }
     keys.join(", ")
 }
@@ -1289,10 +1422,14 @@ impl FisherKind {
 }
 
 fn parse_named<T: Named>(field: &str, value: &str) -> Result<T, ConfigError> {
-    T::ALL.iter().copied().find(|candidate| candidate.name() == value).ok_or_else(|| {
-        let names: Vec<&str> = T::ALL.iter().map(|candidate| candidate.name()).collect();
-        invalid(field, value, &format!("one of {}", names.join(", ")))
-    })
+    T::ALL
+        .iter()
+        .copied()
+        .find(|candidate| candidate.name() == value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = T::ALL.iter().map(|candidate| candidate.name()).collect();
+            invalid(field, value, &format!("one of {}", names.join(", ")))
+        })
 }
 
 /// Parses an on/off setting: `on` or `true`, `off` or `false`.
@@ -1347,17 +1484,27 @@ fn invalid(field: &str, value: impl fmt::Display, expected: &str) -> ConfigError
 }
 
 fn check_number(field: &str, value: f64, range: Range) -> Result<(), ConfigError> {
-    if range.contains(value) { Ok(()) } else { Err(invalid(field, value, range.expected())) }
+    if range.contains(value) {
+        Ok(())
+    } else {
+        Err(invalid(field, value, range.expected()))
+    }
 }
 
 fn parse_number(field: &str, text: &str, range: Range) -> Result<f64, ConfigError> {
-    let value: f64 = text.parse().map_err(|_| invalid(field, text, range.expected()))?;
+    let value: f64 = text
+        .parse()
+        .map_err(|_| invalid(field, text, range.expected()))?;
     check_number(field, value, range)?;
     Ok(value)
 }
 
 fn check_count(field: &str, value: usize) -> Result<(), ConfigError> {
-    if value > 0 { Ok(()) } else { Err(invalid(field, value, "an integer >= 1")) }
+    if value > 0 {
+        Ok(())
+    } else {
+        Err(invalid(field, value, "an integer >= 1"))
+    }
 }
 
 fn check_optional_count(field: &str, value: Option<usize>) -> Result<(), ConfigError> {
@@ -1458,11 +1605,18 @@ mod tests {
     }
 
     fn method_names(config: &ExperimentConfig) -> Vec<&'static str> {
-        config.methods.iter().map(|spec| spec.method().name()).collect()
+        config
+            .methods
+            .iter()
+            .map(|spec| spec.method().name())
+            .collect()
     }
 
     fn labels(config: &ExperimentConfig) -> Vec<String> {
-        expand_runs(config).into_iter().map(|run| run.label).collect()
+        expand_runs(config)
+            .into_iter()
+            .map(|run| run.label)
+            .collect()
     }
 
     fn parse(json: &str) -> Result<ExperimentConfig, serde_json::Error> {
@@ -1470,8 +1624,10 @@ mod tests {
     }
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("ewc-workbench-config-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ewc-workbench-config-{}-{name}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("scratch directory should be creatable");
         dir
@@ -1481,7 +1637,11 @@ mod tests {
     fn seed_preset_matches_seed_experiment() {
         let config = seed_preset();
 
-        assert_eq!(config.sequence, SequenceConfig::Seed, "MNIST then Fashion-MNIST");
+        assert_eq!(
+            config.sequence,
+            SequenceConfig::Seed,
+            "MNIST then Fashion-MNIST"
+        );
         assert_eq!(config.architecture, Architecture::SeedCnn, "seed CNN");
         assert_eq!(config.head, HeadMode::Shared, "one shared output layer");
         assert_eq!(config.training.optimizer, Optimizer::Adam, "Adam");
@@ -1493,29 +1653,55 @@ mod tests {
             ["finetune", "frozen", "l2", "ewc", "lwf", "joint"],
             "seed methods with joint as the reference"
         );
-        assert_eq!(config.sequence.task_names(), ["mnist", "fashion-mnist"], "task names");
+        assert_eq!(
+            config.sequence.task_names(),
+            ["mnist", "fashion-mnist"],
+            "task names"
+        );
     }
 
     #[test]
     fn presets_validate_and_pick_heads() {
         for name in PRESETS {
             let config = ExperimentConfig::preset(name).expect("every listed preset exists");
-            config.validate().unwrap_or_else(|error| panic!("preset {name} is invalid: {error}"));
+            config
+                .validate()
+                .unwrap_or_else(|error| panic!("preset {name} is invalid: {error}"));
             assert_eq!(config.name, name, "preset {name} is named after itself");
         }
 
         let permuted = ExperimentConfig::preset("permuted-mnist").expect("preset exists");
-        assert_eq!(permuted.sequence.task_count(), 10, "permuted MNIST has 10 tasks");
-        assert_eq!(permuted.architecture, Architecture::default_mlp(), "MLP 2x400");
-        assert_eq!(permuted.head, HeadMode::Shared, "permuted MNIST shares the head");
+        assert_eq!(
+            permuted.sequence.task_count(),
+            10,
+            "permuted MNIST has 10 tasks"
+        );
+        assert_eq!(
+            permuted.architecture,
+            Architecture::default_mlp(),
+            "MLP 2x400"
+        );
+        assert_eq!(
+            permuted.head,
+            HeadMode::Shared,
+            "permuted MNIST shares the head"
+        );
 
         let split = ExperimentConfig::preset("split-mnist").expect("preset exists");
         assert_eq!(split.sequence.task_count(), 5, "split MNIST has 5 tasks");
-        assert_eq!(split.head, HeadMode::PerTask, "split MNIST is task-incremental");
+        assert_eq!(
+            split.head,
+            HeadMode::PerTask,
+            "split MNIST is task-incremental"
+        );
 
         let rotated = ExperimentConfig::preset("rotated-mnist").expect("preset exists");
         assert_eq!(rotated.sequence.task_count(), 5, "five default rotations");
-        assert_eq!(rotated.head, HeadMode::Shared, "rotated MNIST shares the head");
+        assert_eq!(
+            rotated.head,
+            HeadMode::Shared,
+            "rotated MNIST shares the head"
+        );
     }
 
     #[test]
@@ -1524,7 +1710,10 @@ mod tests {
 
         let message = error.to_string();
         assert!(message.contains("`cifar`"), "names the input: {message}");
-        assert!(message.contains("seed, permuted-mnist"), "lists presets: {message}");
+        assert!(
+            message.contains("seed, permuted-mnist"),
+            "lists presets: {message}"
+        );
     }
 
     #[test]
@@ -1557,8 +1746,14 @@ mod tests {
 
         let config = parse(json).expect("the example in the module docs parses");
 
-        config.validate().expect("the example in the module docs is valid");
-        assert_eq!(labels(&config), ["finetune", "ewc λ=1000", "lwf α=1 T=2"], "its runs");
+        config
+            .validate()
+            .expect("the example in the module docs is valid");
+        assert_eq!(
+            labels(&config),
+            ["finetune", "ewc λ=1000", "lwf α=1 T=2"],
+            "its runs"
+        );
     }
 
     #[test]
@@ -1573,13 +1768,28 @@ mod tests {
 
         assert_eq!(config.name, "experiment", "default name");
         assert_eq!(config.head, HeadMode::Shared, "default head");
-        assert_eq!(config.training, TrainingConfig::default(), "default training");
+        assert_eq!(
+            config.training,
+            TrainingConfig::default(),
+            "default training"
+        );
         assert_eq!(config.seed, 0, "default seed");
-        assert_eq!(config.sequence.task_count(), DEFAULT_PERMUTED_TASKS, "default task count");
-        assert_eq!(config.methods[0], Method::Ewc.default_spec(), "ewc takes every default");
+        assert_eq!(
+            config.sequence.task_count(),
+            DEFAULT_PERMUTED_TASKS,
+            "default task count"
+        );
+        assert_eq!(
+            config.methods[0],
+            Method::Ewc.default_spec(),
+            "ewc takes every default"
+        );
         assert_eq!(
             config.methods[1],
-            MethodSpec::Lwf { alpha: 0.5, temperature: DEFAULT_LWF_TEMPERATURE },
+            MethodSpec::Lwf {
+                alpha: 0.5,
+                temperature: DEFAULT_LWF_TEMPERATURE
+            },
             "lwf keeps alpha and takes the default temperature"
         );
     }
@@ -1611,8 +1821,14 @@ mod tests {
         for (json, field) in cases {
             let error = parse(json).expect_err("unknown field should be rejected");
             let message = error.to_string();
-            assert!(message.contains(field), "message should name {field}: {message}");
-            assert!(message.contains("line"), "message should give the line: {message}");
+            assert!(
+                message.contains(field),
+                "message should name {field}: {message}"
+            );
+            assert!(
+                message.contains("line"),
+                "message should give the line: {message}"
+            );
         }
     }
 
@@ -1623,7 +1839,10 @@ mod tests {
 
         let error = parse(json).expect_err("finetune takes no lambda");
 
-        assert!(error.to_string().contains("`lambda`"), "names the field: {error}");
+        assert!(
+            error.to_string().contains("`lambda`"),
+            "names the field: {error}"
+        );
     }
 
     #[test]
@@ -1635,7 +1854,13 @@ mod tests {
 
         let all = entry(r#""all""#).expect("\"all\" is accepted");
         assert!(
-            matches!(all, MethodSpec::Ewc { fisher_samples: None, .. }),
+            matches!(
+                all,
+                MethodSpec::Ewc {
+                    fisher_samples: None,
+                    ..
+                }
+            ),
             "\"all\" means every sample: {all:?}"
         );
         let json = serde_json::to_value(&all).expect("spec serializes");
@@ -1643,7 +1868,13 @@ mod tests {
 
         let counted = entry("500").expect("a count is accepted");
         assert!(
-            matches!(counted, MethodSpec::Ewc { fisher_samples: Some(500), .. }),
+            matches!(
+                counted,
+                MethodSpec::Ewc {
+                    fisher_samples: Some(500),
+                    ..
+                }
+            ),
             "a count is kept: {counted:?}"
         );
 
@@ -1660,15 +1891,47 @@ mod tests {
     fn validation_names_field_and_expectation() {
         type Corruption = Box<dyn Fn(&mut ExperimentConfig)>;
         let cases: Vec<(&str, Corruption, &str)> = vec![
-            ("training.batch_size", Box::new(|c| c.training.batch_size = 0), "an integer >= 1"),
-            ("training.learning_rate", Box::new(|c| c.training.learning_rate = 0.0), "> 0"),
-            ("training.learning_rate", Box::new(|c| c.training.learning_rate = f64::NAN), "finite"),
-            ("training.momentum", Box::new(|c| c.training.momentum = 1.0), "[0, 1)"),
-            ("training.epochs", Box::new(|c| c.training.epochs = 0), "an integer >= 1"),
-            ("training.eval_every", Box::new(|c| c.training.eval_every = 0), "an integer >= 1"),
-            ("training.limit", Box::new(|c| c.training.limit = Some(0)), "or `all`"),
+            (
+                "training.batch_size",
+                Box::new(|c| c.training.batch_size = 0),
+                "an integer >= 1",
+            ),
+            (
+                "training.learning_rate",
+                Box::new(|c| c.training.learning_rate = 0.0),
+                "> 0",
+            ),
+            (
+                "training.learning_rate",
+                Box::new(|c| c.training.learning_rate = f64::NAN),
+                "finite",
+            ),
+            (
+                "training.momentum",
+                Box::new(|c| c.training.momentum = 1.0),
+                "[0, 1)",
+            ),
+            (
+                "training.epochs",
+                Box::new(|c| c.training.epochs = 0),
+                "an integer >= 1",
+            ),
+            (
+                "training.eval_every",
+                Box::new(|c| c.training.eval_every = 0),
+                "an integer >= 1",
+            ),
+            (
+                "training.limit",
+                Box::new(|c| c.training.limit = Some(0)),
+                "or `all`",
+            ),
             ("name", Box::new(|c| c.name = " ".to_owned()), "non-empty"),
-            ("methods", Box::new(|c| c.methods.clear()), "at least one method"),
+            (
+                "methods",
+                Box::new(|c| c.methods.clear()),
+                "at least one method",
+            ),
             (
                 "methods[1].lambda",
                 Box::new(|c| c.methods[1] = MethodSpec::L2 { lambda: -1.0 }),
@@ -1688,7 +1951,12 @@ mod tests {
             ),
             (
                 "methods[0].temperature",
-                Box::new(|c| c.methods[0] = MethodSpec::Lwf { alpha: 1.0, temperature: 0.0 }),
+                Box::new(|c| {
+                    c.methods[0] = MethodSpec::Lwf {
+                        alpha: 1.0,
+                        temperature: 0.0,
+                    }
+                }),
                 "> 0",
             ),
             (
@@ -1714,7 +1982,11 @@ mod tests {
             ),
             (
                 "architecture.hidden[1]",
-                Box::new(|c| c.architecture = Architecture::Mlp { hidden: vec![400, 0] }),
+                Box::new(|c| {
+                    c.architecture = Architecture::Mlp {
+                        hidden: vec![400, 0],
+                    }
+                }),
                 "an integer >= 1",
             ),
         ];
@@ -1723,11 +1995,19 @@ mod tests {
             let mut config = seed_preset();
             corrupt(&mut config);
 
-            let error = config.validate().expect_err("corrupted config should be invalid");
+            let error = config
+                .validate()
+                .expect_err("corrupted config should be invalid");
 
             let message = error.to_string();
-            assert!(message.contains(field), "{field}: message should name it: {message}");
-            assert!(message.contains(expected), "{field}: should expect {expected}: {message}");
+            assert!(
+                message.contains(field),
+                "{field}: message should name it: {message}"
+            );
+            assert!(
+                message.contains(expected),
+                "{field}: should expect {expected}: {message}"
+            );
         }
     }
 
@@ -1739,9 +2019,13 @@ mod tests {
             test: PathBuf::from("test.csv"),
         };
         let mut config = seed_preset();
-        config.sequence = SequenceConfig::Custom { datasets: vec![dataset("a"), dataset("a")] };
+        config.sequence = SequenceConfig::Custom {
+            datasets: vec![dataset("a"), dataset("a")],
+        };
 
-        let error = config.validate().expect_err("duplicate names should be invalid");
+        let error = config
+            .validate()
+            .expect_err("duplicate names should be invalid");
 
         assert!(
             error.to_string().contains("sequence.datasets[1].name"),
@@ -1755,8 +2039,16 @@ mod tests {
 
         apply_methods_list(&mut config, "ewc, finetune,online-ewc").expect("valid list");
 
-        assert_eq!(method_names(&config), ["ewc", "finetune", "online-ewc"], "list order");
-        assert_eq!(config.methods[2], Method::OnlineEwc.default_spec(), "added with defaults");
+        assert_eq!(
+            method_names(&config),
+            ["ewc", "finetune", "online-ewc"],
+            "list order"
+        );
+        assert_eq!(
+            config.methods[2],
+            Method::OnlineEwc.default_spec(),
+            "added with defaults"
+        );
     }
 
     #[test]
@@ -1766,7 +2058,11 @@ mod tests {
 
         apply_methods_list(&mut config, "finetune,ewc").expect("valid list");
 
-        assert_eq!(labels(&config), ["finetune", "ewc λ=10", "ewc λ=100"], "sweep survives");
+        assert_eq!(
+            labels(&config),
+            ["finetune", "ewc λ=10", "ewc λ=100"],
+            "sweep survives"
+        );
     }
 
     #[test]
@@ -1783,12 +2079,21 @@ mod tests {
         );
 
         let repeated = apply_methods_list(&mut config, "ewc,ewc").expect_err("ewc twice");
-        assert!(repeated.to_string().contains("at most once"), "says why: {repeated}");
+        assert!(
+            repeated.to_string().contains("at most once"),
+            "says why: {repeated}"
+        );
 
         let empty = apply_methods_list(&mut config, "ewc,,l2").expect_err("empty name");
-        assert!(empty.to_string().contains("comma-separated"), "says the form: {empty}");
+        assert!(
+            empty.to_string().contains("comma-separated"),
+            "says the form: {empty}"
+        );
 
-        assert_eq!(config, before, "a rejected list leaves the experiment unchanged");
+        assert_eq!(
+            config, before,
+            "a rejected list leaves the experiment unchanged"
+        );
     }
 
     #[test]
@@ -1836,9 +2141,17 @@ mod tests {
     #[test]
     fn identical_runs_get_numbered_labels() {
         let mut config = seed_preset();
-        config.methods = vec![MethodSpec::Finetune, MethodSpec::Finetune, MethodSpec::Joint];
+        config.methods = vec![
+            MethodSpec::Finetune,
+            MethodSpec::Finetune,
+            MethodSpec::Joint,
+        ];
 
-        assert_eq!(labels(&config), ["finetune", "finetune (2)", "joint"], "numbered repeat");
+        assert_eq!(
+            labels(&config),
+            ["finetune", "finetune (2)", "joint"],
+            "numbered repeat"
+        );
     }
 
     #[test]
@@ -1873,10 +2186,16 @@ mod tests {
                 fisher: FisherKind::Empirical,
                 fisher_samples: Some(200),
             },
-            MethodSpec::Lwf { alpha: 0.5, temperature: 4.0 },
+            MethodSpec::Lwf {
+                alpha: 0.5,
+                temperature: 4.0,
+            },
             MethodSpec::L2 { lambda: 0.0 },
         ];
-        assert_eq!(config.methods, expected, "every parameter set from its text");
+        assert_eq!(
+            config.methods, expected,
+            "every parameter set from its text"
+        );
     }
 
     #[test]
@@ -1885,9 +2204,21 @@ mod tests {
             ("ewc.lambda=100,-1", "ewc.lambda", "a finite number >= 0"),
             ("ewc.lambda=ten", "ewc.lambda", "a finite number >= 0"),
             ("ewc.lambda=inf", "ewc.lambda", "a finite number >= 0"),
-            ("ewc.fisher=diagonal", "ewc.fisher", "one of exact, sampled, empirical"),
-            ("ewc.fisher_samples=0", "ewc.fisher_samples", "an integer >= 1 or `all`"),
-            ("lwf.temperature=0", "lwf.temperature", "a finite number > 0"),
+            (
+                "ewc.fisher=diagonal",
+                "ewc.fisher",
+                "one of exact, sampled, empirical",
+            ),
+            (
+                "ewc.fisher_samples=0",
+                "ewc.fisher_samples",
+                "an integer >= 1 or `all`",
+            ),
+            (
+                "lwf.temperature=0",
+                "lwf.temperature",
+                "a finite number > 0",
+            ),
         ];
         for (assignment, key, expected) in cases {
             let mut config = seed_preset();
@@ -1896,9 +2227,18 @@ mod tests {
             let error = apply_set(&mut config, assignment).expect_err("invalid value");
 
             let message = error.to_string();
-            assert!(message.contains(key), "{assignment}: names {key}: {message}");
-            assert!(message.contains(expected), "{assignment}: expects {expected}: {message}");
-            assert_eq!(config, before, "{assignment}: experiment unchanged after the error");
+            assert!(
+                message.contains(key),
+                "{assignment}: names {key}: {message}"
+            );
+            assert!(
+                message.contains(expected),
+                "{assignment}: expects {expected}: {message}"
+            );
+            assert_eq!(
+                config, before,
+                "{assignment}: experiment unchanged after the error"
+            );
         }
     }
 
@@ -1911,8 +2251,14 @@ mod tests {
 
         let message = error.to_string();
         assert!(message.contains("ewc.lambda"), "names the key: {message}");
-        assert!(message.contains("(finetune, l2)"), "lists the methods: {message}");
-        assert!(message.contains("--methods"), "says how to fix it: {message}");
+        assert!(
+            message.contains("(finetune, l2)"),
+            "lists the methods: {message}"
+        );
+        assert!(
+            message.contains("--methods"),
+            "says how to fix it: {message}"
+        );
     }
 
     #[test]
@@ -1922,21 +2268,39 @@ mod tests {
         let unknown_param = apply_set(&mut config, "ewc.gamma=0.5").expect_err("ewc has no gamma");
         let message = unknown_param.to_string();
         assert!(message.contains("`ewc.gamma`"), "names the key: {message}");
-        assert!(message.contains("ewc.lambda, ewc.fisher, ewc.fisher_samples"), "{message}");
+        assert!(
+            message.contains("ewc.lambda, ewc.fisher, ewc.fisher_samples"),
+            "{message}"
+        );
 
         let no_params = apply_set(&mut config, "finetune.lambda=1").expect_err("no parameters");
-        assert!(no_params.to_string().contains("finetune has no parameters"), "{no_params}");
+        assert!(
+            no_params.to_string().contains("finetune has no parameters"),
+            "{no_params}"
+        );
 
         let unknown_key = apply_set(&mut config, "trainig.epochs=2").expect_err("typo");
         let message = unknown_key.to_string();
-        assert!(message.contains("`trainig.epochs`"), "names the key: {message}");
-        assert!(message.contains("training.epochs"), "lists valid keys: {message}");
+        assert!(
+            message.contains("`trainig.epochs`"),
+            "names the key: {message}"
+        );
+        assert!(
+            message.contains("training.epochs"),
+            "lists valid keys: {message}"
+        );
 
         let malformed = apply_set(&mut config, "ewc.lambda").expect_err("no value");
-        assert!(malformed.to_string().contains("KEY=VALUE"), "gives the form: {malformed}");
+        assert!(
+            malformed.to_string().contains("KEY=VALUE"),
+            "gives the form: {malformed}"
+        );
 
         let empty_value = apply_set(&mut config, "ewc.lambda=1,").expect_err("empty value");
-        assert!(empty_value.to_string().contains("KEY=VALUE"), "gives the form: {empty_value}");
+        assert!(
+            empty_value.to_string().contains("KEY=VALUE"),
+            "gives the form: {empty_value}"
+        );
     }
 
     #[test]
@@ -1973,7 +2337,10 @@ mod tests {
             insights: false,
             record_weights: RecordWeights::On,
         };
-        assert_eq!(config.training, expected, "every training field set from its text");
+        assert_eq!(
+            config.training, expected,
+            "every training field set from its text"
+        );
         assert_eq!(config.head, HeadMode::PerTask, "head set");
         assert_eq!(config.seed, 42, "seed set");
     }
@@ -1984,40 +2351,75 @@ mod tests {
 
         let list = apply_set(&mut config, "training.batch_size=32,64").expect_err("no sweep");
         let message = list.to_string();
-        assert!(message.contains("`training.batch_size` takes one value"), "{message}");
+        assert!(
+            message.contains("`training.batch_size` takes one value"),
+            "{message}"
+        );
 
         let zero = apply_set(&mut config, "training.batch_size=0").expect_err("batch 0");
-        assert!(zero.to_string().contains("training.batch_size = 0"), "names it: {zero}");
+        assert!(
+            zero.to_string().contains("training.batch_size = 0"),
+            "names it: {zero}"
+        );
 
         let head = apply_set(&mut config, "head=growing").expect_err("no such head mode");
-        assert!(head.to_string().contains("one of shared, per-task"), "lists modes: {head}");
+        assert!(
+            head.to_string().contains("one of shared, per-task"),
+            "lists modes: {head}"
+        );
 
         let rate = apply_set(&mut config, "training.learning_rate=-1").expect_err("negative");
-        assert!(rate.to_string().contains("a finite number > 0"), "gives the range: {rate}");
+        assert!(
+            rate.to_string().contains("a finite number > 0"),
+            "gives the range: {rate}"
+        );
     }
 
     #[test]
     fn insight_settings_parse_and_apply_by_size() {
         let mut config = seed_preset();
         assert!(config.training.insights, "insights are on by default");
-        assert_eq!(config.training.record_weights, RecordWeights::Auto, "auto by default");
+        assert_eq!(
+            config.training.record_weights,
+            RecordWeights::Auto,
+            "auto by default"
+        );
 
         let switch = apply_set(&mut config, "training.insights=maybe").expect_err("not a switch");
-        assert!(switch.to_string().contains("expected on or off"), "gives the values: {switch}");
+        assert!(
+            switch.to_string().contains("expected on or off"),
+            "gives the values: {switch}"
+        );
         let record = apply_set(&mut config, "training.record_weights=yes").expect_err("unknown");
-        assert!(record.to_string().contains("one of auto, on, off"), "lists values: {record}");
+        assert!(
+            record.to_string().contains("one of auto, on, off"),
+            "lists values: {record}"
+        );
 
         let seed_cnn = 54_410;
         let mlp = 478_410;
-        assert!(RecordWeights::Auto.applies_to(seed_cnn), "auto stores the seed CNN");
-        assert!(!RecordWeights::Auto.applies_to(mlp), "auto skips the 2x400 MLP");
+        assert!(
+            RecordWeights::Auto.applies_to(seed_cnn),
+            "auto stores the seed CNN"
+        );
+        assert!(
+            !RecordWeights::Auto.applies_to(mlp),
+            "auto skips the 2x400 MLP"
+        );
         assert!(RecordWeights::On.applies_to(mlp), "on stores any network");
-        assert!(!RecordWeights::Off.applies_to(seed_cnn), "off stores nothing");
+        assert!(
+            !RecordWeights::Off.applies_to(seed_cnn),
+            "off stores nothing"
+        );
 
         let older: TrainingConfig =
             serde_json::from_str(r#"{"epochs": 2}"#).expect("a file without the new fields reads");
         assert!(older.insights, "missing insights reads as on");
-        assert_eq!(older.record_weights, RecordWeights::Auto, "missing record_weights is auto");
+        assert_eq!(
+            older.record_weights,
+            RecordWeights::Auto,
+            "missing record_weights is auto"
+        );
     }
 
     #[test]
@@ -2026,9 +2428,15 @@ mod tests {
 
         assert_eq!(params["ewc.lambda"], 1000.0, "lambda under ewc.lambda");
         assert_eq!(params["ewc.fisher"], "exact", "fisher under ewc.fisher");
-        assert_eq!(params["ewc.fisher_samples"], 1000, "sample count as an integer");
+        assert_eq!(
+            params["ewc.fisher_samples"], 1000,
+            "sample count as an integer"
+        );
         assert_eq!(params.len(), 3, "only the ewc parameters");
-        assert!(MethodSpec::Joint.params().is_empty(), "joint has no parameters");
+        assert!(
+            MethodSpec::Joint.params().is_empty(),
+            "joint has no parameters"
+        );
     }
 
     #[test]
@@ -2051,11 +2459,17 @@ mod tests {
 
         let missing = dir.join("missing.json");
         let error = ExperimentConfig::load(&missing).expect_err("file does not exist");
-        assert!(error.to_string().contains("missing.json"), "names the file: {error}");
+        assert!(
+            error.to_string().contains("missing.json"),
+            "names the file: {error}"
+        );
 
         let broken = dir.join("broken.json");
-        fs::write(&broken, "{\n  \"sequence\": {\"kind\": \"seed\"},\n  \"methods\": [}\n")
-            .expect("scratch file is writable");
+        fs::write(
+            &broken,
+            "{\n  \"sequence\": {\"kind\": \"seed\"},\n  \"methods\": [}\n",
+        )
+        .expect("scratch file is writable");
         let error = ExperimentConfig::load(&broken).expect_err("invalid JSON");
         let message = error.to_string();
         assert!(message.contains("broken.json"), "names the file: {message}");
@@ -2068,17 +2482,25 @@ mod tests {
         let error = ExperimentConfig::load(&out_of_range).expect_err("batch size 0");
         let message = error.to_string();
         assert!(message.contains("range.json"), "names the file: {message}");
-        assert!(message.contains("training.batch_size = 0"), "names the field: {message}");
+        assert!(
+            message.contains("training.batch_size = 0"),
+            "names the field: {message}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn save_into_missing_directory_names_path() {
-        let path = scratch_dir("save-missing").join("absent").join("experiment.json");
+        let path = scratch_dir("save-missing")
+            .join("absent")
+            .join("experiment.json");
 
         let error = seed_preset().save(&path).expect_err("directory is missing");
 
-        assert!(error.to_string().contains("absent"), "names the path: {error}");
+        assert!(
+            error.to_string().contains("absent"),
+            "names the path: {error}"
+        );
         assert!(!path.exists(), "no file appears");
     }
 
@@ -2096,14 +2518,22 @@ mod tests {
 
         config.resolve_relative_paths(Path::new("/experiments"));
 
-        assert_eq!(config.data_dir, Some(PathBuf::from("/experiments/data")), "data_dir rebased");
+        assert_eq!(
+            config.data_dir,
+            Some(PathBuf::from("/experiments/data")),
+            "data_dir rebased"
+        );
         let SequenceConfig::Custom { datasets } = &config.sequence else {
             panic!("sequence should still be custom");
         };
         let DatasetSource::Csv { train, test, .. } = &datasets[0] else {
             panic!("dataset should still be CSV");
         };
-        assert_eq!(train, Path::new("/experiments/digits/train.csv"), "relative path rebased");
+        assert_eq!(
+            train,
+            Path::new("/experiments/digits/train.csv"),
+            "relative path rebased"
+        );
         assert_eq!(test, Path::new("/abs/test.csv"), "absolute path kept");
     }
 
@@ -2113,9 +2543,16 @@ mod tests {
         assert_eq!(split, ["0/1", "2/3", "4/5", "6/7", "8/9"], "digit pairs");
 
         let permuted = SequenceConfig::PermutedMnist { tasks: 3 }.task_names();
-        assert_eq!(permuted, ["perm-1", "perm-2", "perm-3"], "numbered permutations");
+        assert_eq!(
+            permuted,
+            ["perm-1", "perm-2", "perm-3"],
+            "numbered permutations"
+        );
 
-        let rotated = SequenceConfig::RotatedMnist { angles: vec![0.0, 22.5] }.task_names();
+        let rotated = SequenceConfig::RotatedMnist {
+            angles: vec![0.0, 22.5],
+        }
+        .task_names();
         assert_eq!(rotated, ["rot-0", "rot-22.5"], "angles in degrees");
     }
 }

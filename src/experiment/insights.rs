@@ -68,7 +68,9 @@ impl RunInsights {
 
     /// Returns the stored weights after task `task`, if recorded.
     pub fn weights_after(&self, task: usize) -> Option<&[f32]> {
-        self.weights_after_task.get(task).map(|weights| weights.0.as_slice())
+        self.weights_after_task
+            .get(task)
+            .map(|weights| weights.0.as_slice())
     }
 
     /// Returns the Fisher record at the weights after task `task`, if the run has one.
@@ -168,7 +170,11 @@ pub struct ParamVector(pub Vec<f32>);
 
 impl Serialize for ParamVector {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = self.0.iter().flat_map(|value| value.to_le_bytes()).collect();
+        let bytes: Vec<u8> = self
+            .0
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
         serializer.serialize_str(&encode_base64(&bytes))
     }
 }
@@ -226,7 +232,11 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::with_capacity(characters.len() / 4 * 3);
     let groups = characters.len() / 4;
     for (group_index, group) in characters.chunks_exact(4).enumerate() {
-        let padding = group.iter().rev().take_while(|&&character| character == b'=').count();
+        let padding = group
+            .iter()
+            .rev()
+            .take_while(|&&character| character == b'=')
+            .count();
         if padding > 2 || (padding > 0 && group_index + 1 < groups) {
             return Err(format!(
                 "invalid base64: padding inside the text at character {}",
@@ -302,10 +312,19 @@ impl FisherEstimator {
     /// Returns the estimator a method uses for its own Fisher, if it has one.
     pub fn of_method(spec: &MethodSpec) -> Option<Self> {
         match *spec {
-            MethodSpec::Ewc { fisher, fisher_samples, .. }
-            | MethodSpec::OnlineEwc { fisher, fisher_samples, .. } => {
-                Some(Self { kind: fisher, samples: fisher_samples })
+            MethodSpec::Ewc {
+                fisher,
+                fisher_samples,
+                ..
             }
+            | MethodSpec::OnlineEwc {
+                fisher,
+                fisher_samples,
+                ..
+            } => Some(Self {
+                kind: fisher,
+                samples: fisher_samples,
+            }),
             _ => None,
         }
     }
@@ -314,10 +333,14 @@ impl FisherEstimator {
     /// online EWC run, so that a run without a Fisher of its own is weighted like that run,
     /// else exact over [`DEFAULT_FISHER_SAMPLES`] samples.
     pub fn for_insights(config: &ExperimentConfig) -> Self {
-        config.methods.iter().find_map(Self::of_method).unwrap_or(Self {
-            kind: FisherKind::Exact,
-            samples: Some(DEFAULT_FISHER_SAMPLES),
-        })
+        config
+            .methods
+            .iter()
+            .find_map(Self::of_method)
+            .unwrap_or(Self {
+                kind: FisherKind::Exact,
+                samples: Some(DEFAULT_FISHER_SAMPLES),
+            })
     }
 
     /// Returns the number of samples the estimate averages over on a task with `available`
@@ -416,7 +439,12 @@ impl InsightRecorder {
     /// Starts recording for a network with `layout`; `store_tensors` keeps the weights and
     /// Fisher values in the results.
     pub(crate) fn new(layout: ParamLayout, store_tensors: bool) -> Self {
-        Self { store_tensors, anchor: None, anchor_fisher: None, insights: RunInsights::new(layout) }
+        Self {
+            store_tensors,
+            anchor: None,
+            anchor_fisher: None,
+            insights: RunInsights::new(layout),
+        }
     }
 
     /// Returns whether there is a θ* to measure from, that is, whether a task has finished.
@@ -435,14 +463,25 @@ impl InsightRecorder {
             .anchor_fisher
             .as_ref()
             .and_then(|fisher| finite(fisher_weighted_distance(params, anchor, fisher)));
-        self.insights.distances.push(AnchorDistance { step, task, euclidean, fisher_weighted });
+        self.insights.distances.push(AnchorDistance {
+            step,
+            task,
+            euclidean,
+            fisher_weighted,
+        });
     }
 
     /// Makes the weights after a finished task the new θ*, with the Fisher diagonal at them
     /// when there is a next task.
-    pub(crate) fn finish_task(&mut self, weights: Vec<f32>, fisher: Option<(FisherRecord, Vec<f32>)>) {
+    pub(crate) fn finish_task(
+        &mut self,
+        weights: Vec<f32>,
+        fisher: Option<(FisherRecord, Vec<f32>)>,
+    ) {
         if self.store_tensors {
-            self.insights.weights_after_task.push(ParamVector(weights.clone()));
+            self.insights
+                .weights_after_task
+                .push(ParamVector(weights.clone()));
         }
         self.anchor_fisher = match fisher {
             Some((mut record, values)) => {
@@ -491,9 +530,17 @@ mod tests {
         ];
         for (bytes, text) in cases {
             assert_eq!(encode_base64(bytes), text, "encoding of {bytes:?}");
-            assert_eq!(decode_base64(text).as_deref(), Ok(bytes), "decoding of {text:?}");
+            assert_eq!(
+                decode_base64(text).as_deref(),
+                Ok(bytes),
+                "decoding of {text:?}"
+            );
         }
-        assert_eq!(encode_base64(&[0xfb, 0xff]), "+/8=", "the last two alphabet characters");
+        assert_eq!(
+            encode_base64(&[0xfb, 0xff]),
+            "+/8=",
+            "the last two alphabet characters"
+        );
     }
 
     #[test]
@@ -501,28 +548,52 @@ mod tests {
         let length = decode_base64("Zm9").expect_err("length 3");
         assert!(length.contains("multiple of 4"), "says why: {length}");
         let character = decode_base64("Zm9*").expect_err("invalid character");
-        assert!(character.contains("'*' at position 3"), "names the character: {character}");
+        assert!(
+            character.contains("'*' at position 3"),
+            "names the character: {character}"
+        );
         let padding = decode_base64("Zg==Zm9v").expect_err("padding before the end");
         assert!(padding.contains("padding inside"), "says why: {padding}");
     }
 
     #[test]
     fn param_vector_round_trips_every_bit() {
-        let values = vec![0.0, -0.0, 1.5, -3.25e-20, f32::MAX, f32::MIN_POSITIVE, 1e-45, f32::INFINITY];
+        let values = vec![
+            0.0,
+            -0.0,
+            1.5,
+            -3.25e-20,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::INFINITY,
+        ];
         let vector = ParamVector(values.clone());
 
         let json = serde_json::to_string(&vector).expect("vector serializes");
         let read: ParamVector = serde_json::from_str(&json).expect("vector reads back");
 
-        let bits = |values: &[f32]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+        let bits = |values: &[f32]| {
+            values
+                .iter()
+                .map(|value| value.to_bits())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(bits(&read.0), bits(&values), "bit-identical values");
-        assert_eq!(json.len(), 2 + (4 * values.len()).div_ceil(3) * 4, "quotes plus base64");
+        assert_eq!(
+            json.len(),
+            2 + (4 * values.len()).div_ceil(3) * 4,
+            "quotes plus base64"
+        );
     }
 
     #[test]
     fn param_vector_rejects_partial_values() {
         let error = serde_json::from_str::<ParamVector>("\"AAAAAAA=\"").expect_err("5 bytes");
-        assert!(error.to_string().contains("5 bytes"), "names the size: {error}");
+        assert!(
+            error.to_string().contains("5 bytes"),
+            "names the size: {error}"
+        );
     }
 
     #[test]
@@ -532,8 +603,16 @@ mod tests {
         let fisher = [0.5, 2.0, 100.0];
 
         // Differences 3, 4, 0: ‖·‖ = 5; weighted 0.5·9 + 2·16 + 100·0 = 36.5.
-        assert_eq!(euclidean_distance(&params, &anchor), 5.0, "Euclidean distance");
-        assert_eq!(fisher_weighted_distance(&params, &anchor, &fisher), 36.5, "weighted sum");
+        assert_eq!(
+            euclidean_distance(&params, &anchor),
+            5.0,
+            "Euclidean distance"
+        );
+        assert_eq!(
+            fisher_weighted_distance(&params, &anchor, &fisher),
+            36.5,
+            "weighted sum"
+        );
     }
 
     #[test]
@@ -565,9 +644,20 @@ mod tests {
             euclidean: Some((len as f64).sqrt()),
             fisher_weighted: Some(2.0 * len as f64),
         };
-        assert_eq!(insights.distances, [expected], "one point, measured from task 0's weights");
-        assert_eq!(insights.weights_after_task.len(), 2, "weights after both tasks");
-        let stored = insights.fishers[0].values.as_ref().expect("Fisher values stored");
+        assert_eq!(
+            insights.distances,
+            [expected],
+            "one point, measured from task 0's weights"
+        );
+        assert_eq!(
+            insights.weights_after_task.len(),
+            2,
+            "weights after both tasks"
+        );
+        let stored = insights.fishers[0]
+            .values
+            .as_ref()
+            .expect("Fisher values stored");
         assert_eq!(stored.0, vec![2.0; len], "the Fisher at the anchor");
         assert_eq!(insights.check(), Ok(()), "every vector matches the layout");
     }
@@ -593,22 +683,43 @@ mod tests {
         assert!(insights.weights_after_task.is_empty(), "no weights stored");
         assert_eq!(insights.fishers.len(), 1, "the record is kept");
         assert!(insights.fishers[0].values.is_none(), "without its values");
-        assert!(insights.distances[0].fisher_weighted.is_some(), "the distance still uses F");
+        assert!(
+            insights.distances[0].fisher_weighted.is_some(),
+            "the distance still uses F"
+        );
     }
 
     #[test]
     fn cache_matches_bits_estimator_and_first_task() {
         let cache = FisherCache::new();
-        let exact = FisherEstimator { kind: FisherKind::Exact, samples: Some(1000) };
+        let exact = FisherEstimator {
+            kind: FisherKind::Exact,
+            samples: Some(1000),
+        };
         let weights = [0.25, -1.0];
         cache.insert(0, exact, &weights, &[3.0, 4.0], "ewc λ=1000");
         cache.insert(1, exact, &weights, &[5.0, 6.0], "ewc λ=1000");
 
-        let found = cache.find(0, exact, &weights).expect("same weights and estimator");
-        assert_eq!(found, (vec![3.0, 4.0], "ewc λ=1000".to_owned()), "values and source run");
-        assert!(cache.find(1, exact, &weights).is_none(), "later tasks are not cached");
-        let other_kind = FisherEstimator { kind: FisherKind::Empirical, samples: Some(1000) };
-        assert!(cache.find(0, other_kind, &weights).is_none(), "another estimator");
+        let found = cache
+            .find(0, exact, &weights)
+            .expect("same weights and estimator");
+        assert_eq!(
+            found,
+            (vec![3.0, 4.0], "ewc λ=1000".to_owned()),
+            "values and source run"
+        );
+        assert!(
+            cache.find(1, exact, &weights).is_none(),
+            "later tasks are not cached"
+        );
+        let other_kind = FisherEstimator {
+            kind: FisherKind::Empirical,
+            samples: Some(1000),
+        };
+        assert!(
+            cache.find(0, other_kind, &weights).is_none(),
+            "another estimator"
+        );
         assert!(cache.find(0, exact, &[0.25, -0.0]).is_none(), "other bits");
     }
 
@@ -620,6 +731,9 @@ mod tests {
 
         let message = insights.check().expect_err("3 values for a larger layout");
 
-        assert!(message.contains("weights_after_task[0] has 3 values"), "names it: {message}");
+        assert!(
+            message.contains("weights_after_task[0] has 3 values"),
+            "names it: {message}"
+        );
     }
 }

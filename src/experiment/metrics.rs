@@ -78,7 +78,13 @@ pub fn forgetting(accuracy: &[Vec<f64>]) -> Forgetting {
         return Forgetting::default();
     };
     let per_task: Vec<Option<f64>> = (0..accuracy[last].len())
-        .map(|task| if task < last { task_forgetting(accuracy, last, task) } else { None })
+        .map(|task| {
+            if task < last {
+                task_forgetting(accuracy, last, task)
+            } else {
+                None
+            }
+        })
         .collect();
     let mean = mean((0..last).map(|task| per_task.get(task).copied().flatten()));
     Forgetting { per_task, mean }
@@ -151,8 +157,15 @@ mod tests {
         // task 0: max(0.90, 0.70) − 0.60 = 0.30; task 1: max(0.20, 0.85) − 0.75 = 0.10
         assert_close(metrics.forgetting.per_task[0], 0.30, "forgetting of task 0");
         assert_close(metrics.forgetting.per_task[1], 0.10, "forgetting of task 1");
-        assert_eq!(metrics.forgetting.per_task[2], None, "the last task has no forgetting");
-        assert_eq!(metrics.forgetting.per_task.len(), 3, "one forgetting entry per task");
+        assert_eq!(
+            metrics.forgetting.per_task[2], None,
+            "the last task has no forgetting"
+        );
+        assert_eq!(
+            metrics.forgetting.per_task.len(),
+            3,
+            "one forgetting entry per task"
+        );
         // (0.30 + 0.10) / 2 = 0.20
         assert_close(metrics.forgetting.mean, 0.20, "mean forgetting");
         // ((0.20 − 0.12) + (0.15 − 0.08)) / 2 = (0.08 + 0.07) / 2 = 0.075
@@ -179,20 +192,38 @@ mod tests {
         // task 0: max(0.80, 0.90) − 0.85 = 0.05, although R[2][0] > R[0][0].
         assert_close(metrics.forgetting.per_task[0], 0.05, "forgetting of task 0");
         // task 1: max(0.30, 0.70) − 0.72 = −0.02, negative because the last task helped.
-        assert_close(metrics.forgetting.per_task[1], -0.02, "forgetting of task 1");
+        assert_close(
+            metrics.forgetting.per_task[1],
+            -0.02,
+            "forgetting of task 1",
+        );
         // (0.05 − 0.02) / 2 = 0.015
         assert_close(metrics.forgetting.mean, 0.015, "mean forgetting");
-        assert_eq!(metrics.forward_transfer, None, "forward transfer needs a baseline");
+        assert_eq!(
+            metrics.forward_transfer, None,
+            "forward transfer needs a baseline"
+        );
     }
 
     #[test]
     fn single_task_defines_only_average_accuracy() {
         let metrics = Metrics::from_accuracy(&[vec![0.97]], Some(&[0.11]));
 
-        assert_close(metrics.average_accuracy, 0.97, "average accuracy of one task");
+        assert_close(
+            metrics.average_accuracy,
+            0.97,
+            "average accuracy of one task",
+        );
         assert_eq!(metrics.backward_transfer, None, "BWT needs a second task");
-        assert_eq!(metrics.forgetting.per_task, vec![None], "one undefined forgetting entry");
-        assert_eq!(metrics.forgetting.mean, None, "mean forgetting needs a second task");
+        assert_eq!(
+            metrics.forgetting.per_task,
+            vec![None],
+            "one undefined forgetting entry"
+        );
+        assert_eq!(
+            metrics.forgetting.mean, None,
+            "mean forgetting needs a second task"
+        );
         assert_eq!(metrics.forward_transfer, None, "FWT needs a second task");
     }
 
@@ -204,12 +235,20 @@ mod tests {
         let metrics = Metrics::from_accuracy(&accuracy, Some(&BASELINE));
 
         // Tasks 0 and 1 only: (0.70 + 0.85) / 2 = 0.775; task 2 (0.15) is not trained yet.
-        assert_close(metrics.average_accuracy, 0.775, "average over trained tasks");
+        assert_close(
+            metrics.average_accuracy,
+            0.775,
+            "average over trained tasks",
+        );
         // 0.70 − 0.90 = −0.20
         assert_close(metrics.backward_transfer, -0.20, "backward transfer");
         // task 0: max(0.90) − 0.70 = 0.20
         assert_close(metrics.forgetting.per_task[0], 0.20, "forgetting of task 0");
-        assert_eq!(metrics.forgetting.per_task[1..], [None, None], "tasks 1 and 2 are not old");
+        assert_eq!(
+            metrics.forgetting.per_task[1..],
+            [None, None],
+            "tasks 1 and 2 are not old"
+        );
         assert_close(metrics.forgetting.mean, 0.20, "mean forgetting");
         // R[0][1] − b[1] = 0.20 − 0.12 = 0.08
         assert_close(metrics.forward_transfer, 0.08, "forward transfer");
@@ -219,7 +258,11 @@ mod tests {
     fn empty_matrix_defines_nothing() {
         let metrics = Metrics::from_accuracy(&[], Some(&BASELINE));
 
-        assert_eq!(metrics, Metrics::default(), "every metric should be undefined");
+        assert_eq!(
+            metrics,
+            Metrics::default(),
+            "every metric should be undefined"
+        );
     }
 
     #[test]
@@ -233,7 +276,10 @@ mod tests {
         assert_close(metrics.average_accuracy, 0.75, "average accuracy");
         // 0.70 − 0.90 = −0.20
         assert_close(metrics.backward_transfer, -0.20, "backward transfer");
-        assert_eq!(metrics.forward_transfer, None, "FWT needs R[0][1], which is missing");
+        assert_eq!(
+            metrics.forward_transfer, None,
+            "FWT needs R[0][1], which is missing"
+        );
     }
 
     #[test]
@@ -251,8 +297,14 @@ mod tests {
 
         assert_eq!(json["average_accuracy"], 0.5, "defined metric is a number");
         assert!(json["backward_transfer"].is_null(), "undefined BWT is null");
-        assert!(json["forgetting"]["mean"].is_null(), "undefined mean forgetting is null");
-        assert!(json["forgetting"]["per_task"][0].is_null(), "undefined entry is null");
+        assert!(
+            json["forgetting"]["mean"].is_null(),
+            "undefined mean forgetting is null"
+        );
+        assert!(
+            json["forgetting"]["per_task"][0].is_null(),
+            "undefined entry is null"
+        );
         assert!(json["forward_transfer"].is_null(), "undefined FWT is null");
     }
 }

@@ -78,7 +78,11 @@ fn write_and_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
 fn sync_parent_directory(path: &Path) {
     #[cfg(unix)]
     if let Some(parent) = path.parent() {
-        let directory = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let directory = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
         if let Ok(handle) = File::open(directory) {
             let _ = handle.sync_all();
         }
@@ -92,8 +96,10 @@ mod tests {
     use super::*;
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("ewc-workbench-experiment-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ewc-workbench-experiment-{}-{name}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("scratch directory should be creatable");
         dir
@@ -110,7 +116,11 @@ mod tests {
         let read = fs::read_to_string(&path).expect("file should be readable");
         assert_eq!(read, "new contents", "the target should hold the new bytes");
         let entries: Vec<_> = fs::read_dir(&dir).expect("dir is listable").collect();
-        assert_eq!(entries.len(), 1, "no temporary file should remain next to the target");
+        assert_eq!(
+            entries.len(),
+            1,
+            "no temporary file should remain next to the target"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -121,7 +131,11 @@ mod tests {
 
         let error = write_atomically(&path, b"data").expect_err("write should fail");
 
-        assert_eq!(error.kind(), io::ErrorKind::NotFound, "the error should be NotFound");
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::NotFound,
+            "the error should be NotFound"
+        );
         assert!(!path.exists(), "no target file should appear");
         assert!(!dir.exists(), "the missing directory should not be created");
     }

@@ -340,7 +340,11 @@ impl Results {
         let mut csv = String::from(CSV_HEADER);
         csv.push('\n');
         for (index, run) in self.runs.iter().enumerate() {
-            let row = CsvRun { index, run, tasks: &self.tasks };
+            let row = CsvRun {
+                index,
+                run,
+                tasks: &self.tasks,
+            };
             for point in &run.curve {
                 for (task, accuracy) in point.accuracy.iter().enumerate() {
                     let evaluation = CsvEvaluation {
@@ -365,7 +369,10 @@ impl Results {
                 }
             }
             for (task, accuracy) in run.baseline.iter().flatten().enumerate() {
-                row.push(&mut csv, &CsvEvaluation::without_training("baseline", task, *accuracy));
+                row.push(
+                    &mut csv,
+                    &CsvEvaluation::without_training("baseline", task, *accuracy),
+                );
             }
         }
         csv
@@ -406,7 +413,10 @@ impl CsvEvaluation {
 
 impl CsvRun<'_> {
     fn push(&self, csv: &mut String, evaluation: &CsvEvaluation) {
-        let task_name = self.tasks.get(evaluation.eval_task).map_or("", String::as_str);
+        let task_name = self
+            .tasks
+            .get(evaluation.eval_task)
+            .map_or("", String::as_str);
         let fields = [
             self.index.to_string(),
             csv_text(&self.run.label),
@@ -440,8 +450,10 @@ fn csv_text(text: &str) -> String {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), ResultsError> {
-    super::write_atomically(path, text.as_bytes())
-        .map_err(|source| ResultsError::Write { path: path.to_owned(), source })
+    super::write_atomically(path, text.as_bytes()).map_err(|source| ResultsError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Only the `format` field, read before the full parse so that a file of another format gets
@@ -454,13 +466,22 @@ struct FormatProbe {
 /// Reads a results file, checking its `format` before the rest and each run's insights
 /// against their parameter layout.
 pub fn load_results(path: &Path) -> Result<Results, ResultsError> {
-    let text = fs::read_to_string(path)
-        .map_err(|source| ResultsError::Read { path: path.to_owned(), source })?;
-    let parse_error = |source| ResultsError::Parse { path: path.to_owned(), source };
+    let text = fs::read_to_string(path).map_err(|source| ResultsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parse_error = |source| ResultsError::Parse {
+        path: path.to_owned(),
+        source,
+    };
 
     let probe: FormatProbe = serde_json::from_str(&text).map_err(parse_error)?;
     match probe.format {
-        None => return Err(ResultsError::MissingFormat { path: path.to_owned() }),
+        None => {
+            return Err(ResultsError::MissingFormat {
+                path: path.to_owned(),
+            });
+        }
         Some(serde_json::Value::String(format)) if format == RESULTS_FORMAT => {}
         Some(found) => {
             return Err(ResultsError::UnsupportedFormat {
@@ -487,7 +508,9 @@ pub fn load_results(path: &Path) -> Result<Results, ResultsError> {
 /// Formats a time as RFC 3339 in UTC with whole seconds, such as `2024-02-29T00:00:00Z`.
 /// Times before 1970 are written as the Unix epoch.
 pub fn rfc3339_utc(time: SystemTime) -> String {
-    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     let (year, month, day) = civil_date(seconds / SECONDS_PER_DAY);
     let seconds_of_day = seconds % SECONDS_PER_DAY;
     format!(
@@ -543,7 +566,9 @@ pub fn comparison_table(results: &Results) -> String {
         let mut row = vec![run.label.clone(), run.status.name().to_owned()];
         let final_row = run.accuracy.last();
         for task in 0..results.tasks.len() {
-            row.push(percent(final_row.and_then(|accuracies| accuracies.get(task).copied())));
+            row.push(percent(
+                final_row.and_then(|accuracies| accuracies.get(task).copied()),
+            ));
         }
         row.push(percent(run.metrics.average_accuracy));
         row.push(signed_points(run.metrics.backward_transfer));
@@ -561,15 +586,24 @@ pub fn comparison_table(results: &Results) -> String {
 }
 
 fn percent(fraction: Option<f64>) -> String {
-    fraction.map_or_else(|| "-".to_owned(), |fraction| format!("{:.1}", 100.0 * fraction))
+    fraction.map_or_else(
+        || "-".to_owned(),
+        |fraction| format!("{:.1}", 100.0 * fraction),
+    )
 }
 
 fn points(fraction: Option<f64>) -> String {
-    fraction.map_or_else(|| "-".to_owned(), |fraction| format!("{:.1}", 100.0 * fraction))
+    fraction.map_or_else(
+        || "-".to_owned(),
+        |fraction| format!("{:.1}", 100.0 * fraction),
+    )
 }
 
 fn signed_points(fraction: Option<f64>) -> String {
-    fraction.map_or_else(|| "-".to_owned(), |fraction| format!("{:+.1}", 100.0 * fraction))
+    fraction.map_or_else(
+        || "-".to_owned(),
+        |fraction| format!("{:+.1}", 100.0 * fraction),
+    )
 }
 
 /// Pads cells to their column's width; the first `left_aligned` columns are text and align
@@ -613,8 +647,10 @@ mod tests {
     use crate::experiment::config::expand_runs;
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("ewc-workbench-results-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ewc-workbench-results-{}-{name}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("scratch directory should be creatable");
         dir
@@ -637,7 +673,13 @@ mod tests {
         ewc.accuracy = vec![vec![0.981, 0.102], vec![0.912, 0.845]];
         ewc.baseline = Some(vec![0.098, 0.1]);
         ewc.curve = vec![
-            CurvePoint { step: 0, task: 0, accuracy: vec![0.098, 0.1], loss: None, penalty: None },
+            CurvePoint {
+                step: 0,
+                task: 0,
+                accuracy: vec![0.098, 0.1],
+                loss: None,
+                penalty: None,
+            },
             CurvePoint {
                 step: 100,
                 task: 0,
@@ -687,7 +729,9 @@ mod tests {
 
     /// Adds insights with stored weights and one Fisher diagonal to the ewc run.
     fn with_insights(mut results: Results) -> Results {
-        use crate::experiment::insights::{AnchorDistance, FisherRecord, FisherSource, ParamVector};
+        use crate::experiment::insights::{
+            AnchorDistance, FisherRecord, FisherSource, ParamVector,
+        };
         use crate::model::{Architecture, Network};
 
         let layout = Network::new(&Architecture::SeedCnn, &[10]).layout;
@@ -703,8 +747,12 @@ mod tests {
             reused_from: None,
             values: Some(ramp(1e-6)),
         }];
-        insights.distances =
-            vec![AnchorDistance { step: 1000, task: 1, euclidean: Some(0.83), fisher_weighted: None }];
+        insights.distances = vec![AnchorDistance {
+            step: 1000,
+            task: 1,
+            euclidean: Some(0.83),
+            fisher_weighted: None,
+        }];
         results.runs[0].insights = Some(insights);
         results
     }
@@ -717,20 +765,32 @@ mod tests {
         results.save_to_dir(&dir).expect("saving should succeed");
         let loaded = load_results(&dir.join(RESULTS_JSON)).expect("loading should succeed");
 
-        assert_eq!(loaded, results, "weights, Fisher and distances survive the file");
+        assert_eq!(
+            loaded, results,
+            "weights, Fisher and distances survive the file"
+        );
         let json: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(dir.join(RESULTS_JSON)).expect("readable"))
                 .expect("valid JSON");
         let insights = &json["runs"][0]["insights"];
-        assert_eq!(insights["layout"]["entries"][0]["name"], "conv1.weight", "layout names");
+        assert_eq!(
+            insights["layout"]["entries"][0]["name"], "conv1.weight",
+            "layout names"
+        );
         assert_eq!(
             insights["layout"]["entries"][0]["shape"],
             serde_json::json!([32, 1, 3, 3]),
             "layout shapes"
         );
-        assert!(insights["weights_after_task"][0].is_string(), "weights as base64 text");
+        assert!(
+            insights["weights_after_task"][0].is_string(),
+            "weights as base64 text"
+        );
         assert_eq!(insights["fishers"][0]["source"], "method", "Fisher source");
-        assert!(json["runs"][1].get("insights").is_none(), "no insights key without insights");
+        assert!(
+            json["runs"][1].get("insights").is_none(),
+            "no insights key without insights"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -746,8 +806,14 @@ mod tests {
         let error = load_results(&dir.join(RESULTS_JSON)).expect_err("short weight vector");
 
         let message = error.to_string();
-        assert!(message.contains("run 0 (ewc λ=1000)"), "names the run: {message}");
-        assert!(message.contains("weights_after_task[1] has 10 values"), "says what: {message}");
+        assert!(
+            message.contains("run 0 (ewc λ=1000)"),
+            "names the run: {message}"
+        );
+        assert!(
+            message.contains("weights_after_task[1] has 10 values"),
+            "says what: {message}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -756,27 +822,51 @@ mod tests {
         let json = serde_json::to_value(sample_results()).expect("results serialize");
 
         assert_eq!(json["format"], RESULTS_FORMAT, "format string");
-        assert_eq!(json["tasks"], serde_json::json!(["mnist", "fashion-mnist"]), "task names");
+        assert_eq!(
+            json["tasks"],
+            serde_json::json!(["mnist", "fashion-mnist"]),
+            "task names"
+        );
         assert_eq!(json["device"]["backend"], "vulkan", "device backend");
         let run = &json["runs"][0];
         assert_eq!(run["method"], "ewc", "method name");
         assert_eq!(run["label"], "ewc λ=1000", "label");
-        assert_eq!(run["params"]["ewc.lambda"], 1000.0, "params under command-line keys");
+        assert_eq!(
+            run["params"]["ewc.lambda"], 1000.0,
+            "params under command-line keys"
+        );
         assert_eq!(run["status"], "completed", "status");
         assert_eq!(run["accuracy"][1][0], 0.912, "accuracy matrix R[1][0]");
-        assert!(run["metrics"]["backward_transfer"].is_number(), "BWT is a number");
-        assert!(run["curve"][0]["loss"].is_null(), "a point without loss writes null");
+        assert!(
+            run["metrics"]["backward_transfer"].is_number(),
+            "BWT is a number"
+        );
+        assert!(
+            run["curve"][0]["loss"].is_null(),
+            "a point without loss writes null"
+        );
         assert_eq!(json["runs"][1]["status"], "cancelled", "second run status");
-        assert!(json["runs"][1]["metrics"]["backward_transfer"].is_null(), "one row: no BWT");
+        assert!(
+            json["runs"][1]["metrics"]["backward_transfer"].is_null(),
+            "one row: no BWT"
+        );
     }
 
     #[test]
     fn created_is_rfc3339_utc() {
         let created = sample_results().created;
 
-        assert_eq!(created.len(), "2024-02-29T00:00:00Z".len(), "length of {created}");
+        assert_eq!(
+            created.len(),
+            "2024-02-29T00:00:00Z".len(),
+            "length of {created}"
+        );
         assert!(created.ends_with('Z'), "UTC suffix in {created}");
-        assert_eq!(&created[10..11], "T", "date and time separator in {created}");
+        assert_eq!(
+            &created[10..11],
+            "T",
+            "date and time separator in {created}"
+        );
     }
 
     #[test]
@@ -790,7 +880,11 @@ mod tests {
         ];
         for (seconds, expected) in cases {
             let time = UNIX_EPOCH + std::time::Duration::from_secs(seconds);
-            assert_eq!(rfc3339_utc(time), expected, "{seconds} seconds after the epoch");
+            assert_eq!(
+                rfc3339_utc(time),
+                expected,
+                "{seconds} seconds after the epoch"
+            );
         }
     }
 
@@ -803,7 +897,10 @@ mod tests {
         let json = serde_json::to_string(&results).expect("results serialize");
         let parsed: Results = serde_json::from_str(&json).expect("written results parse");
 
-        assert_eq!(parsed.runs[0].curve[1].loss, None, "NaN loss is written as null");
+        assert_eq!(
+            parsed.runs[0].curve[1].loss, None,
+            "NaN loss is written as null"
+        );
         assert_eq!(parsed.runs[0].status, RunStatus::Diverged, "status kept");
     }
 
@@ -815,7 +912,11 @@ mod tests {
         assert_eq!(lines[0], CSV_HEADER, "header first");
         // ewc: 3 curve points × 2 tasks + 2×2 matrix + 2 baseline = 12
         // finetune: 1 curve point × 2 tasks + 1×2 matrix + no baseline = 4
-        assert_eq!(lines.len(), 1 + 12 + 4, "header plus one row per evaluation");
+        assert_eq!(
+            lines.len(),
+            1 + 12 + 4,
+            "header plus one row per evaluation"
+        );
         let columns = CSV_HEADER.split(',').count();
         for line in &lines {
             assert_eq!(line.split(',').count(), columns, "column count of {line}");
@@ -842,7 +943,10 @@ mod tests {
         let csv = results.to_csv();
 
         let row = csv.lines().nth(1).expect("a data row");
-        assert!(row.starts_with("0,\"ewc \"\"strong\"\", exact\",ewc,"), "quoted label: {row}");
+        assert!(
+            row.starts_with("0,\"ewc \"\"strong\"\", exact\",ewc,"),
+            "quoted label: {row}"
+        );
     }
 
     #[test]
@@ -863,7 +967,9 @@ mod tests {
     fn save_into_missing_directory_leaves_nothing() {
         let dir = scratch_dir("missing").join("absent");
 
-        let error = sample_results().save_to_dir(&dir).expect_err("directory is missing");
+        let error = sample_results()
+            .save_to_dir(&dir)
+            .expect_err("directory is missing");
 
         let message = error.to_string();
         assert!(message.contains("absent"), "names the path: {message}");
@@ -876,21 +982,39 @@ mod tests {
         let dir = scratch_dir("formats");
 
         let other = dir.join("other.json");
-        fs::write(&other, r#"{"format": "ewc-workbench.results/2", "runs": []}"#)
-            .expect("scratch file is writable");
-        let message = load_results(&other).expect_err("format 2 is unsupported").to_string();
-        assert!(message.contains("\"ewc-workbench.results/2\""), "shows found: {message}");
-        assert!(message.contains("reads \"ewc-workbench.results/1\""), "supported: {message}");
+        fs::write(
+            &other,
+            r#"{"format": "ewc-workbench.results/2", "runs": []}"#,
+        )
+        .expect("scratch file is writable");
+        let message = load_results(&other)
+            .expect_err("format 2 is unsupported")
+            .to_string();
+        assert!(
+            message.contains("\"ewc-workbench.results/2\""),
+            "shows found: {message}"
+        );
+        assert!(
+            message.contains("reads \"ewc-workbench.results/1\""),
+            "supported: {message}"
+        );
         assert!(message.contains("other.json"), "names the file: {message}");
 
         let untagged = dir.join("untagged.json");
         fs::write(&untagged, r#"{"runs": []}"#).expect("scratch file is writable");
-        let message = load_results(&untagged).expect_err("no format field").to_string();
-        assert!(message.contains("no \"format\" field"), "says what is missing: {message}");
+        let message = load_results(&untagged)
+            .expect_err("no format field")
+            .to_string();
+        assert!(
+            message.contains("no \"format\" field"),
+            "says what is missing: {message}"
+        );
 
         let broken = dir.join("broken.json");
         fs::write(&broken, "{\n\"format\": \n").expect("scratch file is writable");
-        let message = load_results(&broken).expect_err("truncated JSON").to_string();
+        let message = load_results(&broken)
+            .expect_err("truncated JSON")
+            .to_string();
         assert!(message.contains("broken.json"), "names the file: {message}");
         assert!(message.contains("line"), "gives the position: {message}");
         let _ = fs::remove_dir_all(&dir);
@@ -902,7 +1026,15 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
 
         let header = lines[0];
-        for column in ["run", "status", "mnist", "fashion-mnist", "average", "BWT", "forgetting"] {
+        for column in [
+            "run",
+            "status",
+            "mnist",
+            "fashion-mnist",
+            "average",
+            "BWT",
+            "forgetting",
+        ] {
             assert!(header.contains(column), "header has {column}: {header}");
         }
         // ewc after task 1: 91.2 and 84.5; average (0.912 + 0.845) / 2 = 0.8785 → 87.9;
@@ -910,7 +1042,18 @@ mod tests {
         let ewc: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             ewc,
-            ["ewc", "λ=1000", "completed", "91.2", "84.5", "87.9", "-6.9", "6.9", "41.5", "s"],
+            [
+                "ewc",
+                "λ=1000",
+                "completed",
+                "91.2",
+                "84.5",
+                "87.9",
+                "-6.9",
+                "6.9",
+                "41.5",
+                "s"
+            ],
             "ewc row"
         );
         // finetune stopped after task 0, so BWT and forgetting are undefined and the average
@@ -918,7 +1061,17 @@ mod tests {
         let finetune: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(
             finetune,
-            ["finetune", "cancelled", "97.9", "9.5", "97.9", "-", "-", "20.0", "s"],
+            [
+                "finetune",
+                "cancelled",
+                "97.9",
+                "9.5",
+                "97.9",
+                "-",
+                "-",
+                "20.0",
+                "s"
+            ],
             "finetune row"
         );
         let width = lines[0].chars().count();

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use thiserror::Error;
 
-use super::config::{DatasetSource, ExperimentConfig, HeadMode, Optimizer, RunSpec, SequenceConfig, expand_runs};
+use super::config::{
+    DatasetSource, ExperimentConfig, HeadMode, Optimizer, RunSpec, SequenceConfig, expand_runs,
+};
 use super::insights::{FisherCache, FisherEstimator, FisherRecord, FisherSource, InsightRecorder};
 use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus};
 use crate::data::{self, DataError, Task};
@@ -94,7 +96,10 @@ pub struct PreparedTasks {
 }
 
 /// Loads the datasets a configuration names and builds its task sequence.
-pub fn load_tasks(config: &ExperimentConfig, data_dir: Option<&Path>) -> Result<Vec<Task>, DataError> {
+pub fn load_tasks(
+    config: &ExperimentConfig,
+    data_dir: Option<&Path>,
+) -> Result<Vec<Task>, DataError> {
     let data_dir = data_dir.or(config.data_dir.as_deref());
     let mut tasks = match &config.sequence {
         SequenceConfig::Seed => {
@@ -102,7 +107,9 @@ pub fn load_tasks(config: &ExperimentConfig, data_dir: Option<&Path>) -> Result<
             let fashion = data::load_dataset(data_dir, "fashion-mnist")?;
             data::seed_sequence(mnist, fashion)
         }
-        SequenceConfig::PermutedMnist { tasks } => data::permuted_mnist(&data::load_dataset(data_dir, "mnist")?, *tasks, config.seed),
+        SequenceConfig::PermutedMnist { tasks } => {
+            data::permuted_mnist(&data::load_dataset(data_dir, "mnist")?, *tasks, config.seed)
+        }
         SequenceConfig::SplitMnist => data::split_mnist(&data::load_dataset(data_dir, "mnist")?),
         SequenceConfig::RotatedMnist { angles } => {
             let angles: Vec<f32> = angles.iter().map(|&a| a as f32).collect();
@@ -122,18 +129,32 @@ pub fn load_tasks(config: &ExperimentConfig, data_dir: Option<&Path>) -> Result<
 
 fn load_source(source: &DatasetSource) -> Result<data::DatasetPair, DataError> {
     match source {
-        DatasetSource::Idx { train_images, train_labels, test_images, test_labels, .. } => Ok(data::DatasetPair {
+        DatasetSource::Idx {
+            train_images,
+            train_labels,
+            test_images,
+            test_labels,
+            ..
+        } => Ok(data::DatasetPair {
             train: data::load_idx_pair(train_images, train_labels)?,
             test: data::load_idx_pair(test_images, test_labels)?,
         }),
-        DatasetSource::Csv { train, test, .. } => Ok(data::DatasetPair { train: data::load_csv(train)?, test: data::load_csv(test)? }),
+        DatasetSource::Csv { train, test, .. } => Ok(data::DatasetPair {
+            train: data::load_csv(train)?,
+            test: data::load_csv(test)?,
+        }),
     }
 }
 
 impl PreparedTasks {
     /// Converts the test sets once, so every evaluation of every run reuses them. Curve points
     /// use the first `eval_limit` images of a seeded shuffle of each test set.
-    pub fn new(mut tasks: Vec<Task>, head_mode: HeadMode, eval_limit: Option<usize>, seed: u64) -> Self {
+    pub fn new(
+        mut tasks: Vec<Task>,
+        head_mode: HeadMode,
+        eval_limit: Option<usize>,
+        seed: u64,
+    ) -> Self {
         let per_task = head_mode == HeadMode::PerTask;
         let mut test = Vec::new();
         let mut curve_samples = Vec::new();
@@ -141,17 +162,35 @@ impl PreparedTasks {
             let mut order: Vec<u32> = (0..task.test.len() as u32).collect();
             Rng::derive(seed ^ t as u64, "curve test subset").shuffle(&mut order);
             let (mut images, mut targets) = (Vec::new(), Vec::new());
-            data::fill_batch(&task.test, &order, task, per_task, &mut images, &mut targets);
+            data::fill_batch(
+                &task.test,
+                &order,
+                task,
+                per_task,
+                &mut images,
+                &mut targets,
+            );
             curve_samples.push(eval_limit.unwrap_or(order.len()).min(order.len()));
             test.push((images, targets));
         }
-        Self { tasks, head_mode, test, curve_samples }
+        Self {
+            tasks,
+            head_mode,
+            test,
+            curve_samples,
+        }
     }
 
     /// Output units each head needs.
     pub fn head_outputs(&self) -> Vec<usize> {
         match self.head_mode {
-            HeadMode::Shared => vec![self.tasks.iter().map(|t| t.head_outputs(false)).max().unwrap_or(10)],
+            HeadMode::Shared => vec![
+                self.tasks
+                    .iter()
+                    .map(|t| t.head_outputs(false))
+                    .max()
+                    .unwrap_or(10),
+            ],
             HeadMode::PerTask => self.tasks.iter().map(|t| t.head_outputs(true)).collect(),
         }
     }
@@ -160,8 +199,17 @@ impl PreparedTasks {
     fn evaluate_all(&self, trainer: &mut GpuTrainer, full: bool) -> Result<Vec<f64>, GpuError> {
         let mut accuracy = Vec::with_capacity(self.tasks.len());
         for (t, (images, targets)) in self.test.iter().enumerate() {
-            let n = if full { targets.len() } else { self.curve_samples[t] };
-            let result = trainer.evaluate(&images[..n * IMAGE_PIXELS], &targets[..n], head_for(self.head_mode, t), EVAL_BATCH)?;
+            let n = if full {
+                targets.len()
+            } else {
+                self.curve_samples[t]
+            };
+            let result = trainer.evaluate(
+                &images[..n * IMAGE_PIXELS],
+                &targets[..n],
+                head_for(self.head_mode, t),
+                EVAL_BATCH,
+            )?;
             accuracy.push(result.accuracy());
         }
         Ok(accuracy)
@@ -198,10 +246,23 @@ pub fn run_experiment(
             r.message = "cancelled before it started".to_owned();
             r
         } else {
-            run_one_with_cache(ctx, config, prepared, run, index, events, cancel, &fisher_cache).0
+            run_one_with_cache(
+                ctx,
+                config,
+                prepared,
+                run,
+                index,
+                events,
+                cancel,
+                &fisher_cache,
+            )
+            .0
         };
         // A closed channel only means that no receiver is left.
-        let _ = events.send(RunEvent::Finished { run: index, result: Box::new(result.clone()) });
+        let _ = events.send(RunEvent::Finished {
+            run: index,
+            result: Box::new(result.clone()),
+        });
         results.runs.push(result);
     }
     results
@@ -240,7 +301,16 @@ pub fn run_one_with_artifacts(
     events: &Sender<RunEvent>,
     cancel: &AtomicBool,
 ) -> (RunResult, RunArtifacts) {
-    run_one_with_cache(ctx, config, prepared, run, index, events, cancel, &FisherCache::new())
+    run_one_with_cache(
+        ctx,
+        config,
+        prepared,
+        run,
+        index,
+        events,
+        cancel,
+        &FisherCache::new(),
+    )
 }
 
 /// [`run_one_with_artifacts`], reusing the insight Fisher diagonals of earlier runs in
@@ -264,9 +334,24 @@ pub fn run_one_with_cache(
         InsightRecorder::new(layout, store_tensors)
     });
     let started = Instant::now();
-    let outcome = train_run(ctx, config, prepared, run, index, events, cancel, &mut result, &mut artifacts, insights.as_mut(), fisher_cache);
-    let insight_seconds = insights.as_ref().map_or(0.0, InsightRecorder::fisher_seconds);
-    result.train_seconds = started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0) - insight_seconds;
+    let outcome = train_run(
+        ctx,
+        config,
+        prepared,
+        run,
+        index,
+        events,
+        cancel,
+        &mut result,
+        &mut artifacts,
+        insights.as_mut(),
+        fisher_cache,
+    );
+    let insight_seconds = insights
+        .as_ref()
+        .map_or(0.0, InsightRecorder::fisher_seconds);
+    result.train_seconds =
+        started.elapsed().as_secs_f64() - result.fisher_seconds.unwrap_or(0.0) - insight_seconds;
     result.insights = insights.map(InsightRecorder::finish);
     match outcome {
         Ok(status) => result.status = status,
@@ -276,7 +361,12 @@ pub fn run_one_with_cache(
         }
     }
     if result.status != RunStatus::Completed {
-        log::warn!("{}: {} ({})", run.label, result.status.name(), result.message);
+        log::warn!(
+            "{}: {} ({})",
+            run.label,
+            result.status.name(),
+            result.message
+        );
     }
     result.update_metrics();
     (result, artifacts)
@@ -286,7 +376,10 @@ fn optimizer_kind(config: &ExperimentConfig) -> OptimizerKind {
     let t = &config.training;
     match t.optimizer {
         Optimizer::Adam => OptimizerKind::adam(t.learning_rate as f32),
-        Optimizer::Sgd => OptimizerKind::Sgd { learning_rate: t.learning_rate as f32, momentum: t.momentum as f32 },
+        Optimizer::Sgd => OptimizerKind::Sgd {
+            learning_rate: t.learning_rate as f32,
+            momentum: t.momentum as f32,
+        },
     }
 }
 
@@ -299,17 +392,37 @@ struct ScheduledBatch {
 /// The batches of one epoch over the union of the tasks in `sources` (one task except for
 /// joint training). With a shared head, batches mix tasks; with a head per task, each batch
 /// comes from one task and the batches of all tasks are shuffled together.
-fn epoch_schedule(prepared: &PreparedTasks, sources: std::ops::RangeInclusive<usize>, batch: usize, rng: &mut Rng) -> Vec<ScheduledBatch> {
-    let mut pool: Vec<(usize, u32)> =
-        sources.clone().flat_map(|t| (0..prepared.tasks[t].train.len() as u32).map(move |i| (t, i))).collect();
+fn epoch_schedule(
+    prepared: &PreparedTasks,
+    sources: std::ops::RangeInclusive<usize>,
+    batch: usize,
+    rng: &mut Rng,
+) -> Vec<ScheduledBatch> {
+    let mut pool: Vec<(usize, u32)> = sources
+        .clone()
+        .flat_map(|t| (0..prepared.tasks[t].train.len() as u32).map(move |i| (t, i)))
+        .collect();
     rng.shuffle(&mut pool);
     match prepared.head_mode {
-        HeadMode::Shared => pool.chunks(batch).map(|c| ScheduledBatch { head_task: *sources.end(), samples: c.to_vec() }).collect(),
+        HeadMode::Shared => pool
+            .chunks(batch)
+            .map(|c| ScheduledBatch {
+                head_task: *sources.end(),
+                samples: c.to_vec(),
+            })
+            .collect(),
         HeadMode::PerTask => {
             let mut batches = Vec::new();
             for t in sources {
-                let own: Vec<(usize, u32)> = pool.iter().copied().filter(|&(task, _)| task == t).collect();
-                batches.extend(own.chunks(batch).map(|c| ScheduledBatch { head_task: t, samples: c.to_vec() }));
+                let own: Vec<(usize, u32)> = pool
+                    .iter()
+                    .copied()
+                    .filter(|&(task, _)| task == t)
+                    .collect();
+                batches.extend(own.chunks(batch).map(|c| ScheduledBatch {
+                    head_task: t,
+                    samples: c.to_vec(),
+                }));
             }
             rng.shuffle(&mut batches);
             batches
@@ -318,13 +431,23 @@ fn epoch_schedule(prepared: &PreparedTasks, sources: std::ops::RangeInclusive<us
 }
 
 /// Fills `images` (scaled to [0, 1]) and `targets` for one scheduled batch.
-fn fill_scheduled(prepared: &PreparedTasks, batch: &ScheduledBatch, images: &mut Vec<f32>, targets: &mut Vec<u32>) {
+fn fill_scheduled(
+    prepared: &PreparedTasks,
+    batch: &ScheduledBatch,
+    images: &mut Vec<f32>,
+    targets: &mut Vec<u32>,
+) {
     let per_task = prepared.head_mode == HeadMode::PerTask;
     images.clear();
     targets.clear();
     for &(t, i) in &batch.samples {
         let task = &prepared.tasks[t];
-        images.extend(task.train.image(i as usize).iter().map(|&p| f32::from(p) / 255.0));
+        images.extend(
+            task.train
+                .image(i as usize)
+                .iter()
+                .map(|&p| f32::from(p) / 255.0),
+        );
         targets.push(task.target_of(task.train.labels[i as usize], per_task));
     }
 }
@@ -353,12 +476,23 @@ fn train_run(
 
     let total_steps: u64 = (0..task_count)
         .map(|t| {
-            let samples: usize = method.training_tasks(t).map(|s| prepared.tasks[s].train.len()).sum();
+            let samples: usize = method
+                .training_tasks(t)
+                .map(|s| prepared.tasks[s].train.len())
+                .sum();
             (samples.div_ceil(training.batch_size) * training.epochs) as u64
         })
         .sum();
-    let _ = events.send(RunEvent::Started { run: index, label: run.label.clone(), total_steps });
-    log::info!("{}: training {} tasks, {total_steps} steps", run.label, task_count);
+    let _ = events.send(RunEvent::Started {
+        run: index,
+        label: run.label.clone(),
+        total_steps,
+    });
+    log::info!(
+        "{}: training {} tasks, {total_steps} steps",
+        run.label,
+        task_count
+    );
 
     result.baseline = Some(prepared.evaluate_all(&mut trainer, true).map_err(gpu)?);
     let mut rng = Rng::derive(config.seed, "batch order");
@@ -377,22 +511,54 @@ fn train_run(
                     return Ok(RunStatus::Cancelled);
                 }
                 fill_scheduled(prepared, batch, &mut images, &mut targets);
-                trainer.train_step(&images, &targets, head_for(prepared.head_mode, batch.head_task));
+                trainer.train_step(
+                    &images,
+                    &targets,
+                    head_for(prepared.head_mode, batch.head_task),
+                );
                 step += 1;
                 steps_since_point += 1;
                 if step % 10 == 0 {
-                    let _ = events.send(RunEvent::Step { run: index, task: t, step });
+                    let _ = events.send(RunEvent::Step {
+                        run: index,
+                        task: t,
+                        step,
+                    });
                 }
                 if steps_since_point >= training.eval_every {
                     steps_since_point = 0;
-                    if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result, insights.as_deref_mut()).map_err(gpu)? {
+                    if let Some(diverged) = record_point(
+                        &mut trainer,
+                        prepared,
+                        &method,
+                        t,
+                        step,
+                        index,
+                        events,
+                        result,
+                        insights.as_deref_mut(),
+                    )
+                    .map_err(gpu)?
+                    {
                         result.message = diverged;
                         return Ok(RunStatus::Diverged);
                     }
                 }
             }
         }
-        if let Some(diverged) = record_point(&mut trainer, prepared, &method, t, step, index, events, result, insights.as_deref_mut()).map_err(gpu)? {
+        if let Some(diverged) = record_point(
+            &mut trainer,
+            prepared,
+            &method,
+            t,
+            step,
+            index,
+            events,
+            result,
+            insights.as_deref_mut(),
+        )
+        .map_err(gpu)?
+        {
             result.message = diverged;
             return Ok(RunStatus::Diverged);
         }
@@ -402,19 +568,40 @@ fn train_run(
             run.label,
             t + 1,
             prepared.tasks[t].name,
-            row.iter().map(|a| format!("{:.1}%", 100.0 * a)).collect::<Vec<_>>().join(", ")
+            row.iter()
+                .map(|a| format!("{:.1}%", 100.0 * a))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
         result.accuracy.push(row);
         let weights = trainer.params().map_err(gpu)?;
         artifacts.weights_after_task.push(weights.clone());
         if t + 1 < task_count {
             let own_fishers = method.fishers.len();
-            if let Some(seconds) = method.after_task(&mut trainer, &prepared.tasks, t, prepared.head_mode, config.seed).map_err(gpu)? {
+            if let Some(seconds) = method
+                .after_task(
+                    &mut trainer,
+                    &prepared.tasks,
+                    t,
+                    prepared.head_mode,
+                    config.seed,
+                )
+                .map_err(gpu)?
+            {
                 *result.fisher_seconds.get_or_insert(0.0) += seconds;
             }
             if let Some(recorder) = insights.as_deref_mut() {
-                let anchor = AnchorFisher { config, prepared, run, task: t, weights: &weights, cache: fisher_cache };
-                let fisher = anchor.fisher(&mut trainer, &method, own_fishers, recorder).map_err(gpu)?;
+                let anchor = AnchorFisher {
+                    config,
+                    prepared,
+                    run,
+                    task: t,
+                    weights: &weights,
+                    cache: fisher_cache,
+                };
+                let fisher = anchor
+                    .fisher(&mut trainer, &method, own_fishers, recorder)
+                    .map_err(gpu)?;
                 recorder.finish_task(weights, Some(fisher));
             }
         } else if let Some(recorder) = insights.as_deref_mut() {
@@ -445,14 +632,20 @@ fn record_point(
     }
     if let Some(batch) = stats.first_nonfinite_batch {
         let at = step - u64::from(stats.batches) + u64::from(batch);
-        return Ok(Some(format!("the training loss became NaN or infinite at step {at} (task {})", task + 1)));
+        return Ok(Some(format!(
+            "the training loss became NaN or infinite at step {at} (task {})",
+            task + 1
+        )));
     }
     let penalty = if matches!(method.spec(), super::config::MethodSpec::Lwf { .. }) {
         Some(f64::from(stats.mean_distillation))
     } else if method.has_penalty() {
         let value = trainer.penalty_value()?;
         if !value.is_finite() {
-            return Ok(Some(format!("the penalty became NaN or infinite by step {step} (task {})", task + 1)));
+            return Ok(Some(format!(
+                "the penalty became NaN or infinite by step {step} (task {})",
+                task + 1
+            )));
         }
         Some(f64::from(value))
     } else {
@@ -470,7 +663,10 @@ fn record_point(
     {
         recorder.record_distance(step, task, &trainer.params()?);
     }
-    let _ = events.send(RunEvent::Evaluated { run: index, point: point.clone() });
+    let _ = events.send(RunEvent::Evaluated {
+        run: index,
+        point: point.clone(),
+    });
     result.curve.push(point);
     Ok(None)
 }
@@ -500,16 +696,29 @@ impl AnchorFisher<'_> {
         let label = self.run.label.as_str();
 
         if method.fishers.len() > own_fishers
-            && let (Some(values), Some(estimator)) = (method.fishers.last(), FisherEstimator::of_method(method.spec()))
+            && let (Some(values), Some(estimator)) = (
+                method.fishers.last(),
+                FisherEstimator::of_method(method.spec()),
+            )
         {
-            self.cache.insert(self.task, estimator, self.weights, values, label);
-            return Ok((self.record(FisherSource::Method, estimator, available, None), values.clone()));
+            self.cache
+                .insert(self.task, estimator, self.weights, values, label);
+            return Ok((
+                self.record(FisherSource::Method, estimator, available, None),
+                values.clone(),
+            ));
         }
 
         let estimator = FisherEstimator::for_insights(self.config);
         if let Some((values, from_run)) = self.cache.find(self.task, estimator, self.weights) {
-            log::debug!("{label}: reusing the Fisher after task {} from {from_run}", self.task + 1);
-            return Ok((self.record(FisherSource::Insights, estimator, available, Some(from_run)), values));
+            log::debug!(
+                "{label}: reusing the Fisher after task {} from {from_run}",
+                self.task + 1
+            );
+            return Ok((
+                self.record(FisherSource::Insights, estimator, available, Some(from_run)),
+                values,
+            ));
         }
 
         let started = Instant::now();
@@ -525,11 +734,21 @@ impl AnchorFisher<'_> {
             self.task,
         )?;
         recorder.add_fisher_seconds(started.elapsed().as_secs_f64());
-        self.cache.insert(self.task, estimator, self.weights, &values, label);
-        Ok((self.record(FisherSource::Insights, estimator, available, None), values))
+        self.cache
+            .insert(self.task, estimator, self.weights, &values, label);
+        Ok((
+            self.record(FisherSource::Insights, estimator, available, None),
+            values,
+        ))
     }
 
-    fn record(&self, source: FisherSource, estimator: FisherEstimator, available: usize, reused_from: Option<String>) -> FisherRecord {
+    fn record(
+        &self,
+        source: FisherSource,
+        estimator: FisherEstimator,
+        available: usize,
+        reused_from: Option<String>,
+    ) -> FisherRecord {
         FisherRecord {
             task: self.task,
             source,

@@ -56,7 +56,11 @@ pub struct AdapterSummary {
 impl AdapterSummary {
     fn new(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();
-        let driver = if info.driver_info.is_empty() { info.driver.clone() } else { format!("{} {}", info.driver, info.driver_info) };
+        let driver = if info.driver_info.is_empty() {
+            info.driver.clone()
+        } else {
+            format!("{} {}", info.driver, info.driver_info)
+        };
         Self {
             name: info.name,
             backend: format!("{:?}", info.backend),
@@ -72,7 +76,9 @@ const STORAGE_BUFFERS_NEEDED: u32 = 6;
 
 fn is_usable(adapter: &wgpu::Adapter) -> bool {
     let downlevel = adapter.get_downlevel_capabilities();
-    downlevel.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+    downlevel
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
         && adapter.limits().max_storage_buffers_per_shader_stage >= STORAGE_BUFFERS_NEEDED
 }
 
@@ -92,14 +98,18 @@ fn create_instance() -> wgpu::Instance {
 }
 
 fn name_filter() -> Option<String> {
-    std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()).map(|s| s.to_lowercase())
+    std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase())
 }
 
 /// Lists every adapter wgpu sees (respecting `WGPU_BACKEND`) and the index of the one the
 /// engine would use (respecting `WGPU_ADAPTER_NAME` as a case-insensitive substring).
 pub fn list_adapters() -> (Vec<AdapterSummary>, Option<usize>) {
     let instance = create_instance();
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
+    let adapters =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
     let summaries: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::new).collect();
     let chosen = choose(&adapters);
     (summaries, chosen)
@@ -111,7 +121,11 @@ fn choose(adapters: &[wgpu::Adapter]) -> Option<usize> {
         .iter()
         .enumerate()
         .filter(|(_, a)| is_usable(a))
-        .filter(|(_, a)| filter.as_ref().is_none_or(|f| a.get_info().name.to_lowercase().contains(f)))
+        .filter(|(_, a)| {
+            filter
+                .as_ref()
+                .is_none_or(|f| a.get_info().name.to_lowercase().contains(f))
+        })
         .min_by_key(|(i, a)| (preference(a.get_info().device_type), *i))
         .map(|(i, _)| i)
 }
@@ -174,7 +188,8 @@ impl GpuContext {
     /// Opens the preferred adapter (see [`list_adapters`]) and compiles every kernel.
     pub fn new() -> Result<Arc<Self>, GpuError> {
         let instance = create_instance();
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
+        let mut adapters =
+            pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all().with_env()));
         let Some(index) = choose(&adapters) else {
             let mut filters = Vec::new();
             if let Some(name) = name_filter() {
@@ -183,16 +198,27 @@ impl GpuContext {
             if let Ok(backend) = std::env::var("WGPU_BACKEND") {
                 filters.push(format!("WGPU_BACKEND={backend}"));
             }
-            let filter = if filters.is_empty() { String::new() } else { format!(" (with {})", filters.join(", ")) };
+            let filter = if filters.is_empty() {
+                String::new()
+            } else {
+                format!(" (with {})", filters.join(", "))
+            };
             return Err(GpuError::NoAdapter { filter });
         };
         let adapter = adapters.swap_remove(index);
         let summary = AdapterSummary::new(&adapter);
-        log::info!("using GPU adapter {} ({}, {}, {})", summary.name, summary.backend, summary.device_type, summary.driver);
+        log::info!(
+            "using GPU adapter {} ({}, {}, {})",
+            summary.name,
+            summary.backend,
+            summary.device_type,
+            summary.driver
+        );
 
         let supported = adapter.limits();
         let limits = wgpu::Limits {
-            max_storage_buffers_per_shader_stage: STORAGE_BUFFERS_NEEDED.max(wgpu::Limits::default().max_storage_buffers_per_shader_stage),
+            max_storage_buffers_per_shader_stage: STORAGE_BUFFERS_NEEDED
+                .max(wgpu::Limits::default().max_storage_buffers_per_shader_stage),
             max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,
             max_buffer_size: supported.max_buffer_size,
             ..wgpu::Limits::default()
@@ -205,7 +231,10 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|source| GpuError::RequestDevice { adapter: summary.name.clone(), source })?;
+        .map_err(|source| GpuError::RequestDevice {
+            adapter: summary.name.clone(),
+            source,
+        })?;
 
         let kernels = Kernels::new(&device);
         Ok(Arc::new(Self {
@@ -213,7 +242,9 @@ impl GpuContext {
             queue,
             kernels,
             adapter: summary,
-            max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
         }))
     }
 }
@@ -225,9 +256,12 @@ impl Kernels {
         let conv = device.create_shader_module(wgpu::include_wgsl!("../../shaders/conv.wgsl"));
         let pool = device.create_shader_module(wgpu::include_wgsl!("../../shaders/pool.wgsl"));
         let loss = device.create_shader_module(wgpu::include_wgsl!("../../shaders/loss.wgsl"));
-        let optimizers = device.create_shader_module(wgpu::include_wgsl!("../../shaders/optimizers.wgsl"));
-        let penalties = device.create_shader_module(wgpu::include_wgsl!("../../shaders/penalties.wgsl"));
-        let vectors = device.create_shader_module(wgpu::include_wgsl!("../../shaders/vectors.wgsl"));
+        let optimizers =
+            device.create_shader_module(wgpu::include_wgsl!("../../shaders/optimizers.wgsl"));
+        let penalties =
+            device.create_shader_module(wgpu::include_wgsl!("../../shaders/penalties.wgsl"));
+        let vectors =
+            device.create_shader_module(wgpu::include_wgsl!("../../shaders/vectors.wgsl"));
 
         let layer_bindings = [U, R, R, R, W];
         let conv_bindings = [U, R, R, R, W, W];
@@ -236,7 +270,9 @@ impl Kernels {
         let optimizer_bindings = [U, R, R, W, W, W];
         let penalty_bindings = [U, R, R, R, W, W];
         let vector_bindings = [U, R, W];
-        let k = |module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]| kernel(device, module, family, entry, bindings);
+        let k = |module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]| {
+            kernel(device, module, family, entry, bindings)
+        };
         Self {
             conv_forward: k(&conv, "conv", "forward", &conv_bindings),
             conv_forward_3x3: k(&conv, "conv", "forward_3x3", &conv_bindings),
@@ -246,8 +282,18 @@ impl Kernels {
             conv_reduce: k(&conv, "conv", "reduce", &conv_bindings),
             dense_forward_by_sample: k(&dense, "dense", "forward_by_sample", &layer_bindings),
             dense_forward_blocked: k(&dense, "dense", "forward_blocked", &layer_bindings),
-            dense_backward_input_blocked: k(&dense, "dense", "backward_input_blocked", &layer_bindings),
-            dense_backward_weight_blocked: k(&dense, "dense", "backward_weight_blocked", &layer_bindings),
+            dense_backward_input_blocked: k(
+                &dense,
+                "dense",
+                "backward_input_blocked",
+                &layer_bindings,
+            ),
+            dense_backward_weight_blocked: k(
+                &dense,
+                "dense",
+                "backward_weight_blocked",
+                &layer_bindings,
+            ),
             dense_backward_bias: k(&dense, "dense", "backward_bias", &layer_bindings),
             pool_forward: k(&pool, "pool", "forward", &pool_bindings),
             pool_backward: k(&pool, "pool", "backward", &pool_bindings),
@@ -263,7 +309,13 @@ impl Kernels {
     }
 }
 
-fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, family: &str, entry: &str, bindings: &[Binding]) -> Kernel {
+fn kernel(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    family: &str,
+    entry: &str,
+    bindings: &[Binding],
+) -> Kernel {
     let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
         .iter()
         .enumerate()
@@ -282,7 +334,10 @@ fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, family: &str, entr
             count: None,
         })
         .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(entry),
+        entries: &entries,
+    });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
         bind_group_layouts: &[Some(&layout)],
@@ -296,7 +351,11 @@ fn kernel(device: &wgpu::Device, module: &wgpu::ShaderModule, family: &str, entr
         compilation_options: wgpu::PipelineCompilationOptions::default(),
         cache: None,
     });
-    Kernel { name: format!("{family}::{entry}"), pipeline, layout }
+    Kernel {
+        name: format!("{family}::{entry}"),
+        pipeline,
+        layout,
+    }
 }
 
 #[cfg(test)]

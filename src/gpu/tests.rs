@@ -9,8 +9,10 @@ use std::sync::{Arc, OnceLock};
 
 use super::*;
 use crate::model::{Architecture, Network};
+use crate::reference::tests::{
+    every_layer_network, odd_pooled_network, random_images, random_targets,
+};
 use crate::reference::{self, Optimizer, OptimizerKind};
-use crate::reference::tests::{every_layer_network, odd_pooled_network, random_images, random_targets};
 use crate::rng::Rng;
 
 pub(crate) fn context() -> Arc<GpuContext> {
@@ -27,25 +29,64 @@ pub(crate) fn context() -> Arc<GpuContext> {
 fn relative_error(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "compared tensors have the same length");
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
-fn assert_close_per_tensor(net: &Network, gpu: &[f32], reference: &[f32], tolerance: f32, what: &str) {
+fn assert_close_per_tensor(
+    net: &Network,
+    gpu: &[f32],
+    reference: &[f32],
+    tolerance: f32,
+    what: &str,
+) {
     for entry in &net.layout.entries {
         let r = entry.range();
         let error = relative_error(&gpu[r.clone()], &reference[r]);
-        assert!(error <= tolerance, "{what}: {} differs by {error:.2e} relative (tolerance {tolerance:.0e})", entry.name);
+        assert!(
+            error <= tolerance,
+            "{what}: {} differs by {error:.2e} relative (tolerance {tolerance:.0e})",
+            entry.name
+        );
     }
 }
 
 fn networks() -> Vec<(&'static str, Network, usize)> {
     vec![
         ("seed CNN", Network::new(&Architecture::SeedCnn, &[10]), 0),
-        ("MLP", Network::new(&Architecture::Mlp { hidden: vec![32, 16] }, &[10]), 0),
+        (
+            "MLP",
+            Network::new(
+                &Architecture::Mlp {
+                    hidden: vec![32, 16],
+                },
+                &[10],
+            ),
+            0,
+        ),
         // 70 outputs take the blocked kernels, and 70 = 4 * 17 + 2 leaves a partial block.
-        ("MLP with a wide layer", Network::new(&Architecture::Mlp { hidden: vec![70, 66] }, &[10]), 0),
-        ("stacked convolutions, second head", every_layer_network(), 1),
-        ("3x3 convolution over two channels into an odd pool", odd_pooled_network(), 0),
+        (
+            "MLP with a wide layer",
+            Network::new(
+                &Architecture::Mlp {
+                    hidden: vec![70, 66],
+                },
+                &[10],
+            ),
+            0,
+        ),
+        (
+            "stacked convolutions, second head",
+            every_layer_network(),
+            1,
+        ),
+        (
+            "3x3 convolution over two channels into an odd pool",
+            odd_pooled_network(),
+            0,
+        ),
     ]
 }
 
@@ -58,7 +99,10 @@ fn logits_match_reference() {
         let mut trainer = GpuTrainer::new(context(), net, &params, OptimizerKind::adam(1e-3));
         let logits = trainer.logits(&images, head).expect("logits read back");
         let error = relative_error(&logits, &expected);
-        assert!(error <= 1e-4, "{name}: logits differ by {error:.2e} relative");
+        assert!(
+            error <= 1e-4,
+            "{name}: logits differ by {error:.2e} relative"
+        );
     }
 }
 
@@ -69,8 +113,11 @@ fn gradient_matches_reference() {
         let images = random_images(7, 4);
         let targets = random_targets(7, net.heads[head].outputs, 5);
         let (_, expected) = reference::loss_and_gradient(&net, &params, head, &images, &targets);
-        let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-        let grads = trainer.gradient(&images, &targets, head).expect("gradient read back");
+        let mut trainer =
+            GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
+        let grads = trainer
+            .gradient(&images, &targets, head)
+            .expect("gradient read back");
         assert_close_per_tensor(&net, &grads, &expected, 1e-3, name);
     }
 }
@@ -94,14 +141,25 @@ fn evaluation_matches_reference() {
         .count();
     let mut trainer = GpuTrainer::new(context(), net, &params, OptimizerKind::adam(1e-3));
     // Batches of 10 leave a partial batch of 3, which must count too.
-    let result = trainer.evaluate(&images, &targets, 0, 10).expect("evaluation read back");
+    let result = trainer
+        .evaluate(&images, &targets, 0, 10)
+        .expect("evaluation read back");
     assert_eq!(result.samples, 23, "every sample evaluated");
     assert_eq!(result.correct as usize, correct, "correct predictions");
     let loss = loss as f32;
-    assert!((result.mean_loss - loss).abs() <= 1e-5 * loss.abs().max(1.0), "mean loss {} vs {loss}", result.mean_loss);
+    assert!(
+        (result.mean_loss - loss).abs() <= 1e-5 * loss.abs().max(1.0),
+        "mean loss {} vs {loss}",
+        result.mean_loss
+    );
 }
 
-fn run_steps(kind: OptimizerKind, net: &Network, steps: usize, mask: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+fn run_steps(
+    kind: OptimizerKind,
+    net: &Network,
+    steps: usize,
+    mask: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
     let mut params = net.init_params(9);
     let mut trainer = GpuTrainer::new(context(), net.clone(), &params, kind);
     if let Some(mask) = mask {
@@ -122,18 +180,46 @@ fn run_steps(kind: OptimizerKind, net: &Network, steps: usize, mask: Option<&[f3
 fn adam_steps_match_reference() {
     let net = Network::new(&Architecture::SeedCnn, &[10]);
     let (gpu, expected) = run_steps(OptimizerKind::adam(1e-3), &net, 5, None);
-    let worst = gpu.iter().zip(&expected).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(worst <= 1e-5, "after 5 Adam steps the parameters differ by up to {worst:.2e}");
-    let moved = gpu.iter().zip(net.init_params(9)).filter(|(a, b)| *a != b).count();
-    assert!(moved > gpu.len() / 2, "Adam moved only {moved} of {} parameters", gpu.len());
+    let worst = gpu
+        .iter()
+        .zip(&expected)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-5,
+        "after 5 Adam steps the parameters differ by up to {worst:.2e}"
+    );
+    let moved = gpu
+        .iter()
+        .zip(net.init_params(9))
+        .filter(|(a, b)| *a != b)
+        .count();
+    assert!(
+        moved > gpu.len() / 2,
+        "Adam moved only {moved} of {} parameters",
+        gpu.len()
+    );
 }
 
 #[test]
 fn sgd_momentum_steps_match_reference() {
     let net = Network::new(&Architecture::Mlp { hidden: vec![24] }, &[10]);
-    let (gpu, expected) = run_steps(OptimizerKind::Sgd { learning_rate: 0.05, momentum: 0.9 }, &net, 5, None);
-    let worst = gpu.iter().zip(&expected).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(worst <= 1e-5, "after 5 SGD steps the parameters differ by up to {worst:.2e}");
+    let (gpu, expected) = run_steps(
+        OptimizerKind::Sgd {
+            learning_rate: 0.05,
+            momentum: 0.9,
+        },
+        &net,
+        5,
+        None,
+    );
+    let worst = gpu
+        .iter()
+        .zip(&expected)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst <= 1e-5,
+        "after 5 SGD steps the parameters differ by up to {worst:.2e}"
+    );
 }
 
 #[test]
@@ -146,7 +232,11 @@ fn masked_parameters_stay_bit_identical() {
     let (gpu, _) = run_steps(OptimizerKind::adam(1e-2), &net, 3, Some(&mask));
     let initial = net.init_params(9);
     let features = net.layout.features_range();
-    assert_eq!(gpu[features.clone()], initial[features], "frozen feature layers are bit-identical");
+    assert_eq!(
+        gpu[features.clone()],
+        initial[features],
+        "frozen feature layers are bit-identical"
+    );
     let head = net.layout.head_range(0);
     assert_ne!(gpu[head.clone()], initial[head], "the head trained");
 }
@@ -156,8 +246,15 @@ fn same_seed_gives_bit_identical_weights() {
     let net = Network::new(&Architecture::SeedCnn, &[10]);
     let (first, _) = run_steps(OptimizerKind::adam(1e-3), &net, 4, None);
     let (second, _) = run_steps(OptimizerKind::adam(1e-3), &net, 4, None);
-    let differing = first.iter().zip(&second).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-    assert_eq!(differing, 0, "two runs with the same seed differ in {differing} parameters");
+    let differing = first
+        .iter()
+        .zip(&second)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(
+        differing, 0,
+        "two runs with the same seed differ in {differing} parameters"
+    );
 }
 
 fn uniforms(n: usize, seed: u64) -> Vec<f32> {
@@ -172,12 +269,26 @@ fn fisher_matches_per_sample_definition() {
         let images = random_images(9, 12);
         let targets = random_targets(9, net.heads[head].outputs, 13);
         let u = uniforms(9, 14);
-        let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-        for kind in [FisherKind::Exact, FisherKind::Empirical, FisherKind::Sampled] {
-            let expected = reference::fisher_diagonal(&net, &params, head, &images, &targets, kind, &u);
+        let mut trainer =
+            GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
+        for kind in [
+            FisherKind::Exact,
+            FisherKind::Empirical,
+            FisherKind::Sampled,
+        ] {
+            let expected =
+                reference::fisher_diagonal(&net, &params, head, &images, &targets, kind, &u);
             // Batches of 4 check that the accumulation across batches is a plain sum.
-            let fisher = trainer.fisher_diagonal(&images, &targets, head, kind, &u, 4).expect("Fisher read back");
-            assert_close_per_tensor(&net, &fisher, &expected, 1e-3, &format!("{name}, {kind:?} Fisher"));
+            let fisher = trainer
+                .fisher_diagonal(&images, &targets, head, kind, &u, 4)
+                .expect("Fisher read back");
+            assert_close_per_tensor(
+                &net,
+                &fisher,
+                &expected,
+                1e-3,
+                &format!("{name}, {kind:?} Fisher"),
+            );
         }
     }
 }
@@ -189,14 +300,28 @@ fn fisher_differs_from_squared_batch_gradient() {
     let images = random_images(16, 16);
     let targets = random_targets(16, 10, 17);
     let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-    let fisher = trainer.fisher_diagonal(&images, &targets, 0, FisherKind::Empirical, &[], 16).expect("Fisher read back");
-    let mean_grad = trainer.gradient(&images, &targets, 0).expect("gradient read back");
-    let squared_mean: f64 = mean_grad.iter().map(|g| f64::from(*g) * f64::from(*g)).sum();
+    let fisher = trainer
+        .fisher_diagonal(&images, &targets, 0, FisherKind::Empirical, &[], 16)
+        .expect("Fisher read back");
+    let mean_grad = trainer
+        .gradient(&images, &targets, 0)
+        .expect("gradient read back");
+    let squared_mean: f64 = mean_grad
+        .iter()
+        .map(|g| f64::from(*g) * f64::from(*g))
+        .sum();
     let mean_square: f64 = fisher.iter().map(|&f| f64::from(f)).sum();
     // E[g^2] >= (E[g])^2 element-wise, with equality only when every sample has the same gradient.
-    assert!(mean_square > 2.0 * squared_mean, "sum of E[g^2] = {mean_square:.3e} should far exceed sum of (E[g])^2 = {squared_mean:.3e}");
+    assert!(
+        mean_square > 2.0 * squared_mean,
+        "sum of E[g^2] = {mean_square:.3e} should far exceed sum of (E[g])^2 = {squared_mean:.3e}"
+    );
     for (i, (&f, &g)) in fisher.iter().zip(&mean_grad).enumerate() {
-        assert!(f64::from(f) >= f64::from(g) * f64::from(g) * (1.0 - 1e-3) - 1e-12, "parameter {i}: E[g^2] {f} < (E[g])^2 {}", g * g);
+        assert!(
+            f64::from(f) >= f64::from(g) * f64::from(g) * (1.0 - 1e-3) - 1e-12,
+            "parameter {i}: E[g^2] {f} < (E[g])^2 {}",
+            g * g
+        );
     }
 }
 
@@ -208,15 +333,30 @@ fn penalty_is_zero_at_anchor_and_grows_away() {
     let importance: Vec<f32> = (0..anchor.len()).map(|_| rng.uniform(0.0, 2.0)).collect();
     let mut trainer = GpuTrainer::new(context(), net.clone(), &anchor, OptimizerKind::adam(1e-3));
     trainer.set_penalty(&[anchor.clone()], &[importance.clone()], 50.0);
-    assert_eq!(trainer.penalty_value().expect("penalty read back"), 0.0, "penalty at the anchor");
+    assert_eq!(
+        trainer.penalty_value().expect("penalty read back"),
+        0.0,
+        "penalty at the anchor"
+    );
 
-    let moved: Vec<f32> = anchor.iter().map(|p| p + rng.uniform(-0.01, 0.01)).collect();
+    let moved: Vec<f32> = anchor
+        .iter()
+        .map(|p| p + rng.uniform(-0.01, 0.01))
+        .collect();
     trainer.set_params(&moved);
     let expected: f64 = 25.0
-        * moved.iter().zip(&anchor).zip(&importance).map(|((p, a), f)| f64::from(*f) * f64::from(p - a).powi(2)).sum::<f64>();
+        * moved
+            .iter()
+            .zip(&anchor)
+            .zip(&importance)
+            .map(|((p, a), f)| f64::from(*f) * f64::from(p - a).powi(2))
+            .sum::<f64>();
     let value = f64::from(trainer.penalty_value().expect("penalty read back"));
     assert!(value > 0.0, "penalty away from the anchor is positive");
-    assert!((value - expected).abs() <= 1e-4 * expected, "penalty {value} vs λ/2 Σ F (θ-θ*)² = {expected}");
+    assert!(
+        (value - expected).abs() <= 1e-4 * expected,
+        "penalty {value} vs λ/2 Σ F (θ-θ*)² = {expected}"
+    );
 }
 
 #[test]
@@ -224,20 +364,33 @@ fn penalty_gradient_matches_formula() {
     let net = Network::new(&Architecture::Mlp { hidden: vec![16] }, &[10]);
     let params = net.init_params(20);
     let mut rng = Rng::new(21);
-    let anchors: Vec<Vec<f32>> = (0..2).map(|_| params.iter().map(|p| p + rng.uniform(-0.1, 0.1)).collect()).collect();
-    let importances: Vec<Vec<f32>> = (0..2).map(|_| (0..params.len()).map(|_| rng.uniform(0.0, 3.0)).collect()).collect();
+    let anchors: Vec<Vec<f32>> = (0..2)
+        .map(|_| params.iter().map(|p| p + rng.uniform(-0.1, 0.1)).collect())
+        .collect();
+    let importances: Vec<Vec<f32>> = (0..2)
+        .map(|_| (0..params.len()).map(|_| rng.uniform(0.0, 3.0)).collect())
+        .collect();
     let images = random_images(4, 22);
     let targets = random_targets(4, 10, 23);
     let lambda = 7.0;
 
     let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-    let plain = trainer.gradient(&images, &targets, 0).expect("gradient read back");
+    let plain = trainer
+        .gradient(&images, &targets, 0)
+        .expect("gradient read back");
     trainer.set_penalty(&anchors, &importances, lambda);
-    let penalised = trainer.gradient(&images, &targets, 0).expect("gradient read back");
+    let penalised = trainer
+        .gradient(&images, &targets, 0)
+        .expect("gradient read back");
     for i in (0..params.len()).step_by(97) {
-        let expected: f32 = (0..2).map(|t| lambda * importances[t][i] * (params[i] - anchors[t][i])).sum();
+        let expected: f32 = (0..2)
+            .map(|t| lambda * importances[t][i] * (params[i] - anchors[t][i]))
+            .sum();
         let got = penalised[i] - plain[i];
-        assert!((got - expected).abs() <= 1e-5 + 1e-4 * expected.abs(), "parameter {i}: penalty gradient {got} vs λ Σ F (θ-θ*) = {expected}");
+        assert!(
+            (got - expected).abs() <= 1e-5 + 1e-4 * expected.abs(),
+            "parameter {i}: penalty gradient {got} vs λ Σ F (θ-θ*) = {expected}"
+        );
     }
 }
 
@@ -252,20 +405,43 @@ fn distillation_gradient_matches_reference() {
         let fwd = reference::forward(&net, &params, 0, &images);
         let old_logits = reference::forward(&net, &old, 0, &images).logits;
         let (_, mut dlogits) = reference::cross_entropy(&fwd.logits, &targets, 10);
-        let (_, ddistill) = reference::distillation(&fwd.logits, &old_logits, 10, 0.8, f64::from(temperature));
+        let (_, ddistill) =
+            reference::distillation(&fwd.logits, &old_logits, 10, 0.8, f64::from(temperature));
         for (d, e) in dlogits.iter_mut().zip(ddistill) {
             *d += e;
         }
         let expected = reference::backward(&net, &params, 0, &fwd, &dlogits);
 
-        let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-        trainer.set_distillation(Some((&old, Distillation { alpha: 0.8, temperature, heads: vec![0] })));
-        let grads = trainer.gradient(&images, &targets, 0).expect("gradient read back");
-        assert_close_per_tensor(&net, &grads, &expected, 1e-3, &format!("LwF at T={temperature}"));
+        let mut trainer =
+            GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
+        trainer.set_distillation(Some((
+            &old,
+            Distillation {
+                alpha: 0.8,
+                temperature,
+                heads: vec![0],
+            },
+        )));
+        let grads = trainer
+            .gradient(&images, &targets, 0)
+            .expect("gradient read back");
+        assert_close_per_tensor(
+            &net,
+            &grads,
+            &expected,
+            1e-3,
+            &format!("LwF at T={temperature}"),
+        );
 
-        let distill = reference::distillation(&fwd.logits, &old_logits, 10, 0.8, f64::from(temperature)).0 as f32;
+        let distill =
+            reference::distillation(&fwd.logits, &old_logits, 10, 0.8, f64::from(temperature)).0
+                as f32;
         let stats = trainer.take_train_stats().expect("stats read back");
-        assert!((stats.mean_distillation - distill).abs() <= 1e-5 * distill.max(1.0), "T={temperature}: distillation term {} vs {distill}", stats.mean_distillation);
+        assert!(
+            (stats.mean_distillation - distill).abs() <= 1e-5 * distill.max(1.0),
+            "T={temperature}: distillation term {} vs {distill}",
+            stats.mean_distillation
+        );
     }
 }
 
@@ -288,19 +464,40 @@ fn distillation_of_old_heads_adds_their_gradients() {
         let student = reference::forward(&net, &params, h, &images);
         let teacher = reference::forward(&net, &old, h, &images).logits;
         let classes = net.heads[h].outputs;
-        let (value, d) = reference::distillation(&student.logits, &teacher, classes, f64::from(alpha), f64::from(temperature));
+        let (value, d) = reference::distillation(
+            &student.logits,
+            &teacher,
+            classes,
+            f64::from(alpha),
+            f64::from(temperature),
+        );
         expected_distill += value as f32;
-        for (e, g) in expected.iter_mut().zip(reference::backward(&net, &params, h, &student, &d)) {
+        for (e, g) in expected
+            .iter_mut()
+            .zip(reference::backward(&net, &params, h, &student, &d))
+        {
             *e += g;
         }
     }
 
     let mut trainer = GpuTrainer::new(context(), net.clone(), &params, OptimizerKind::adam(1e-3));
-    trainer.set_distillation(Some((&old, Distillation { alpha, temperature, heads: vec![0, 1] })));
-    let grads = trainer.gradient(&images, &targets, 2).expect("gradient read back");
+    trainer.set_distillation(Some((
+        &old,
+        Distillation {
+            alpha,
+            temperature,
+            heads: vec![0, 1],
+        },
+    )));
+    let grads = trainer
+        .gradient(&images, &targets, 2)
+        .expect("gradient read back");
     assert_close_per_tensor(&net, &grads, &expected, 1e-3, "LwF over two old heads");
     let stats = trainer.take_train_stats().expect("stats read back");
-    assert_eq!(stats.samples, 6, "the extra passes do not count the batch again");
+    assert_eq!(
+        stats.samples, 6,
+        "the extra passes do not count the batch again"
+    );
     assert!(
         (stats.mean_distillation - expected_distill).abs() <= 1e-5 * expected_distill.max(1.0),
         "distillation over both heads {} vs {expected_distill}",

@@ -81,7 +81,11 @@ pub struct EvalResult {
 impl EvalResult {
     /// Fraction classified correctly (0 when nothing was evaluated).
     pub fn accuracy(&self) -> f64 {
-        if self.samples == 0 { 0.0 } else { f64::from(self.correct) / f64::from(self.samples) }
+        if self.samples == 0 {
+            0.0
+        } else {
+            f64::from(self.correct) / f64::from(self.samples)
+        }
     }
 }
 
@@ -302,7 +306,9 @@ fn storage(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(16).next_multiple_of(4),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     })
 }
@@ -336,10 +342,18 @@ impl Grid {
         match self {
             Self::Linear(n) => {
                 let groups = n.div_ceil(64).max(1) as u32;
-                if groups <= 65_535 { (groups, 1, 1) } else { (65_535, groups.div_ceil(65_535), 1) }
+                if groups <= 65_535 {
+                    (groups, 1, 1)
+                } else {
+                    (65_535, groups.div_ceil(65_535), 1)
+                }
             }
             Self::Rows(x, y) => (as_u32(x.div_ceil(64).max(1)), as_u32(y.max(1)), 1),
-            Self::Planes(x, y, z) => (as_u32(x.div_ceil(8).max(1)), as_u32(y.div_ceil(8).max(1)), as_u32(z.max(1))),
+            Self::Planes(x, y, z) => (
+                as_u32(x.div_ceil(8).max(1)),
+                as_u32(y.div_ceil(8).max(1)),
+                as_u32(z.max(1)),
+            ),
         }
     }
 }
@@ -349,14 +363,32 @@ fn as_u32(n: usize) -> u32 {
 }
 
 impl Dispatch {
-    fn new(device: &wgpu::Device, kernel: &Kernel, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], grid: impl Into<Grid>) -> Self {
+    fn new(
+        device: &wgpu::Device,
+        kernel: &Kernel,
+        config: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+        grid: impl Into<Grid>,
+    ) -> Self {
         let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(config)
             .chain(buffers.iter().copied())
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &kernel.layout, entries: &entries });
-        Self { label: kernel.name.clone(), pipeline: kernel.pipeline.clone(), bind_group, groups: grid.into().workgroups() }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        Self {
+            label: kernel.name.clone(),
+            pipeline: kernel.pipeline.clone(),
+            bind_group,
+            groups: grid.into().workgroups(),
+        }
     }
 
     fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -378,15 +410,26 @@ fn is_relu_layer(layer: &Layer) -> bool {
 
 impl GpuTrainer {
     /// Uploads `params` (laid out as `net.layout`) and prepares an optimizer of `optimizer`'s kind.
-    pub fn new(ctx: Arc<GpuContext>, net: Network, params: &[f32], optimizer: OptimizerKind) -> Self {
+    pub fn new(
+        ctx: Arc<GpuContext>,
+        net: Network,
+        params: &[f32],
+        optimizer: OptimizerKind,
+    ) -> Self {
         let device = &ctx.device;
         let len = net.layout.len;
-        assert_eq!(params.len(), len, "parameter vector does not match the network layout");
+        assert_eq!(
+            params.len(),
+            len,
+            "parameter vector does not match the network layout"
+        );
         let params_buffer = storage(device, "params", floats(len));
-        ctx.queue.write_buffer(&params_buffer, 0, bytemuck::cast_slice(params));
+        ctx.queue
+            .write_buffer(&params_buffer, 0, bytemuck::cast_slice(params));
         let grads = storage(device, "grads", floats(len));
         let mask = storage(device, "mask", floats(len));
-        ctx.queue.write_buffer(&mask, 0, bytemuck::cast_slice(&vec![1.0f32; len]));
+        ctx.queue
+            .write_buffer(&mask, 0, bytemuck::cast_slice(&vec![1.0f32; len]));
         let first_moment = storage(device, "optimizer first moment", floats(len));
         let second_moment = storage(device, "optimizer second moment", floats(len));
         let teacher = storage(device, "old params", floats(len));
@@ -400,8 +443,13 @@ impl GpuTrainer {
             OptimizerKind::Adam { .. } => &ctx.kernels.adam,
             OptimizerKind::Sgd { .. } => &ctx.kernels.sgd,
         };
-        let optimizer_dispatch =
-            Dispatch::new(device, kernel, &optimizer_config, &[&grads, &mask, &params_buffer, &first_moment, &second_moment], len);
+        let optimizer_dispatch = Dispatch::new(
+            device,
+            kernel,
+            &optimizer_config,
+            &[&grads, &mask, &params_buffer, &first_moment, &second_moment],
+            len,
+        );
 
         Self {
             ctx,
@@ -445,17 +493,24 @@ impl GpuTrainer {
 
     /// Replaces the parameters.
     pub fn set_params(&mut self, params: &[f32]) {
-        self.ctx.queue.write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
     }
 
     /// Sets which parameters train: 1.0 trains, 0.0 keeps the value bit-identical.
     pub fn set_trainable(&mut self, mask: &[f32]) {
-        self.ctx.queue.write_buffer(&self.mask, 0, bytemuck::cast_slice(mask));
+        self.ctx
+            .queue
+            .write_buffer(&self.mask, 0, bytemuck::cast_slice(mask));
     }
 
     /// Clears the optimizer's moments and step counter, as a fresh optimizer would start.
     pub fn reset_optimizer(&mut self) {
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.clear_buffer(&self.first_moment, 0, None);
         encoder.clear_buffer(&self.second_moment, 0, None);
         self.ctx.queue.submit([encoder.finish()]);
@@ -468,16 +523,23 @@ impl GpuTrainer {
     /// whose gradient is added to the step's.
     pub fn set_distillation(&mut self, teacher: Option<(&[f32], Distillation)>) {
         self.distillation = teacher.map(|(old_params, distillation)| {
-            self.ctx.queue.write_buffer(&self.teacher, 0, bytemuck::cast_slice(old_params));
+            self.ctx
+                .queue
+                .write_buffer(&self.teacher, 0, bytemuck::cast_slice(old_params));
             distillation
         });
-        self.plans.retain(|(_, plan), _| !matches!(plan, Plan::Train { .. } | Plan::DistillOnly { .. }));
+        self.plans
+            .retain(|(_, plan), _| !matches!(plan, Plan::Train { .. } | Plan::DistillOnly { .. }));
     }
 
     /// Sets the quadratic penalty λ/2 Σ_t Σ_i F_t,i (θ_i − θ*_t,i)², one (anchor, importance)
     /// pair per entry, or removes it with an empty list.
     pub fn set_penalty(&mut self, anchors: &[Vec<f32>], importances: &[Vec<f32>], lambda: f32) {
-        assert_eq!(anchors.len(), importances.len(), "one importance vector per anchor");
+        assert_eq!(
+            anchors.len(),
+            importances.len(),
+            "one importance vector per anchor"
+        );
         if anchors.is_empty() {
             self.penalty = None;
             return;
@@ -491,22 +553,44 @@ impl GpuTrainer {
             assert_eq!(anchor.len(), len, "anchor {t} matches the layout");
             assert_eq!(importance.len(), len, "importance {t} matches the layout");
             let offset = floats(t * len);
-            self.ctx.queue.write_buffer(&anchor_buffer, offset, bytemuck::cast_slice(anchor));
-            self.ctx.queue.write_buffer(&importance_buffer, offset, bytemuck::cast_slice(importance));
+            self.ctx
+                .queue
+                .write_buffer(&anchor_buffer, offset, bytemuck::cast_slice(anchor));
+            self.ctx.queue.write_buffer(
+                &importance_buffer,
+                offset,
+                bytemuck::cast_slice(importance),
+            );
         }
         let chunks = len.div_ceil(PENALTY_CHUNK);
         let partial = storage(device, "penalty partial sums", floats(chunks + 1));
         let config = uniform(
             device,
-            &PenaltyConfig { len: as_u32(len), tasks: as_u32(tasks), chunk: as_u32(PENALTY_CHUNK), chunks: as_u32(chunks), lambda, pad: [0.0; 3] },
+            &PenaltyConfig {
+                len: as_u32(len),
+                tasks: as_u32(tasks),
+                chunk: as_u32(PENALTY_CHUNK),
+                chunks: as_u32(chunks),
+                lambda,
+                pad: [0.0; 3],
+            },
         );
-        let buffers = [&self.params, &anchor_buffer, &importance_buffer, &self.grads, &partial];
+        let buffers = [
+            &self.params,
+            &anchor_buffer,
+            &importance_buffer,
+            &self.grads,
+            &partial,
+        ];
         let k = &self.ctx.kernels;
         self.penalty = Some(Penalty {
             tasks,
             chunks,
             gradient: Dispatch::new(device, &k.penalty_gradient, &config, &buffers, len),
-            value: [Dispatch::new(device, &k.penalty_partial, &config, &buffers, chunks), Dispatch::new(device, &k.penalty_total, &config, &buffers, 1)],
+            value: [
+                Dispatch::new(device, &k.penalty_partial, &config, &buffers, chunks),
+                Dispatch::new(device, &k.penalty_total, &config, &buffers, 1),
+            ],
             partial,
         });
     }
@@ -519,8 +603,13 @@ impl GpuTrainer {
     /// Computes the penalty's current value λ/2 Σ F (θ − θ*)² on the GPU, or returns 0 without
     /// a penalty.
     pub fn penalty_value(&mut self) -> Result<f32, GpuError> {
-        let Some(penalty) = &self.penalty else { return Ok(0.0) };
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let Some(penalty) = &self.penalty else {
+            return Ok(0.0);
+        };
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             for d in &penalty.value {
@@ -539,7 +628,10 @@ impl GpuTrainer {
         self.upload_batch(images, targets);
         self.step += 1;
         self.write_optimizer_config();
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         self.encode_gradient(&mut encoder, targets.len(), head);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
@@ -551,9 +643,17 @@ impl GpuTrainer {
 
     /// Computes the gradient of the training loss (with distillation and penalty if set) at the
     /// current parameters, without a step. Used by tests and inspection, not by training.
-    pub fn gradient(&mut self, images: &[f32], targets: &[u32], head: usize) -> Result<Vec<f32>, GpuError> {
+    pub fn gradient(
+        &mut self,
+        images: &[f32],
+        targets: &[u32],
+        head: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         self.upload_batch(images, targets);
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.clear_buffer(&self.grads, 0, None);
         self.encode_gradient(&mut encoder, targets.len(), head);
         self.ctx.queue.submit([encoder.finish()]);
@@ -562,13 +662,23 @@ impl GpuTrainer {
 
     /// Records the passes that leave the step's gradient in `grads` for the uploaded batch.
     fn encode_gradient(&mut self, encoder: &mut wgpu::CommandEncoder, batch: usize, head: usize) {
-        let heads = self.distillation.as_ref().map(|d| d.heads.clone()).unwrap_or_default();
+        let heads = self
+            .distillation
+            .as_ref()
+            .map(|d| d.heads.clone())
+            .unwrap_or_default();
         let fused = heads.contains(&head);
         let extra: Vec<usize> = heads.into_iter().filter(|&h| h != head).collect();
         if fused {
             self.ensure_plan(batch, Plan::Teacher { head });
         }
-        self.ensure_plan(batch, Plan::Train { head, distill: fused });
+        self.ensure_plan(
+            batch,
+            Plan::Train {
+                head,
+                distill: fused,
+            },
+        );
         for &h in &extra {
             self.ensure_plan(batch, Plan::Teacher { head: h });
             self.ensure_plan(batch, Plan::DistillOnly { head: h });
@@ -577,7 +687,14 @@ impl GpuTrainer {
         if fused {
             self.record_teacher(encoder, batch, head);
         }
-        self.record_plan(encoder, batch, Plan::Train { head, distill: fused });
+        self.record_plan(
+            encoder,
+            batch,
+            Plan::Train {
+                head,
+                distill: fused,
+            },
+        );
         for &h in &extra {
             // Passes for other heads add to the gradient, so their stale entries go first.
             let range = self.net.layout.head_range(h);
@@ -606,7 +723,10 @@ impl GpuTrainer {
         let batch = images.len() / IMAGE_PIXELS;
         self.upload_batch(images, &vec![0; batch]);
         self.ensure_plan(batch, Plan::Eval { head });
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         self.record_plan(&mut encoder, batch, Plan::Eval { head });
         self.ctx.queue.submit([encoder.finish()]);
         self.clear(&self.eval_accum);
@@ -617,18 +737,42 @@ impl GpuTrainer {
     /// Times each dispatch of a training step on its own, waiting for the GPU after each one.
     /// Returns (kernel, seconds) in dispatch order; the sum exceeds a normal step's time by the
     /// waits, so use it to compare kernels, not to measure throughput.
-    pub fn profile_train_step(&mut self, images: &[f32], targets: &[u32], head: usize) -> Vec<(String, f64)> {
+    pub fn profile_train_step(
+        &mut self,
+        images: &[f32],
+        targets: &[u32],
+        head: usize,
+    ) -> Vec<(String, f64)> {
         let batch = targets.len();
         self.upload_batch(images, targets);
         self.step += 1;
         self.write_optimizer_config();
-        self.ensure_plan(batch, Plan::Train { head, distill: false });
+        self.ensure_plan(
+            batch,
+            Plan::Train {
+                head,
+                distill: false,
+            },
+        );
         let mut timings = Vec::new();
-        let plan = &self.plans[&(batch, Plan::Train { head, distill: false })];
-        for d in plan.iter().chain(self.penalty.as_ref().map(|p| &p.gradient)).chain([&self.optimizer_dispatch]) {
+        let plan = &self.plans[&(
+            batch,
+            Plan::Train {
+                head,
+                distill: false,
+            },
+        )];
+        for d in plan
+            .iter()
+            .chain(self.penalty.as_ref().map(|p| &p.gradient))
+            .chain([&self.optimizer_dispatch])
+        {
             let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
             let started = std::time::Instant::now();
-            let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let mut encoder = self
+                .ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
                 d.record(&mut pass);
@@ -657,21 +801,37 @@ impl GpuTrainer {
 
     /// Accuracy and mean loss of head `head` on `images` (`[n][784]`) with `targets`, in batches
     /// of at most `batch`.
-    pub fn evaluate(&mut self, images: &[f32], targets: &[u32], head: usize, batch: usize) -> Result<EvalResult, GpuError> {
+    pub fn evaluate(
+        &mut self,
+        images: &[f32],
+        targets: &[u32],
+        head: usize,
+        batch: usize,
+    ) -> Result<EvalResult, GpuError> {
         let batch = self.fit_batch(batch);
         self.clear(&self.eval_accum);
-        for (chunk, labels) in images.chunks(batch * IMAGE_PIXELS).zip(targets.chunks(batch)) {
+        for (chunk, labels) in images
+            .chunks(batch * IMAGE_PIXELS)
+            .zip(targets.chunks(batch))
+        {
             let n = labels.len();
             self.upload_batch(chunk, labels);
             self.ensure_plan(n, Plan::Eval { head });
-            let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let mut encoder = self
+                .ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
             self.record_plan(&mut encoder, n, Plan::Eval { head });
             self.ctx.queue.submit([encoder.finish()]);
             self.throttle();
         }
         let sums = self.read(&self.eval_accum, 8)?;
         let samples = sums[2] as u32;
-        Ok(EvalResult { correct: sums[1] as u32, samples, mean_loss: if samples == 0 { 0.0 } else { sums[0] / sums[2] } })
+        Ok(EvalResult {
+            correct: sums[1] as u32,
+            samples,
+            mean_loss: if samples == 0 { 0.0 } else { sums[0] / sums[2] },
+        })
     }
 
     /// Computes the diagonal of the Fisher information of head `head` at the current parameters:
@@ -689,23 +849,36 @@ impl GpuTrainer {
         let batch = self.fit_batch(batch);
         let classes = self.net.heads[head].outputs;
         let modes: Vec<LossMode> = match kind {
-            FisherKind::Exact => (0..classes).map(|c| LossMode::FisherExact(as_u32(c))).collect(),
+            FisherKind::Exact => (0..classes)
+                .map(|c| LossMode::FisherExact(as_u32(c)))
+                .collect(),
             FisherKind::Empirical => vec![LossMode::FisherEmpirical],
             FisherKind::Sampled => vec![LossMode::FisherSampled],
         };
         self.clear(&self.fisher);
-        for (index, (chunk, labels)) in images.chunks(batch * IMAGE_PIXELS).zip(targets.chunks(batch)).enumerate() {
+        for (index, (chunk, labels)) in images
+            .chunks(batch * IMAGE_PIXELS)
+            .zip(targets.chunks(batch))
+            .enumerate()
+        {
             let n = labels.len();
             self.upload_batch(chunk, labels);
             if kind == FisherKind::Sampled {
                 let ws = &self.workspaces[&n];
-                self.ctx.queue.write_buffer(&ws.extra, 0, bytemuck::cast_slice(&uniforms[index * batch..index * batch + n]));
+                self.ctx.queue.write_buffer(
+                    &ws.extra,
+                    0,
+                    bytemuck::cast_slice(&uniforms[index * batch..index * batch + n]),
+                );
             }
             self.ensure_plan(n, Plan::FisherForward { head });
             for &mode in &modes {
                 self.ensure_plan(n, Plan::FisherBackward { head, mode });
             }
-            let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let mut encoder = self
+                .ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
             self.record_plan(&mut encoder, n, Plan::FisherForward { head });
             for &mode in &modes {
                 self.record_plan(&mut encoder, n, Plan::FisherBackward { head, mode });
@@ -720,9 +893,27 @@ impl GpuTrainer {
 
     fn scale_add(&self, dst: &wgpu::Buffer, dst_scale: f32, src: &wgpu::Buffer, src_scale: f32) {
         let len = self.net.layout.len;
-        let config = uniform(&self.ctx.device, &ScaleAddConfig { len: as_u32(len), pad0: [0; 3], dst_scale, src_scale, pad1: [0.0; 2] });
-        let dispatch = Dispatch::new(&self.ctx.device, &self.ctx.kernels.scale_add, &config, &[src, dst], len);
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let config = uniform(
+            &self.ctx.device,
+            &ScaleAddConfig {
+                len: as_u32(len),
+                pad0: [0; 3],
+                dst_scale,
+                src_scale,
+                pad1: [0.0; 2],
+            },
+        );
+        let dispatch = Dispatch::new(
+            &self.ctx.device,
+            &self.ctx.kernels.scale_add,
+            &config,
+            &[src, dst],
+            len,
+        );
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             dispatch.record(&mut pass);
@@ -732,7 +923,14 @@ impl GpuTrainer {
 
     /// Largest batch not above `requested` whose biggest activation fits one storage binding.
     fn fit_batch(&self, requested: usize) -> usize {
-        let widest = self.net.layers.iter().map(Layer::output_len).chain([IMAGE_PIXELS]).max().unwrap_or(IMAGE_PIXELS);
+        let widest = self
+            .net
+            .layers
+            .iter()
+            .map(Layer::output_len)
+            .chain([IMAGE_PIXELS])
+            .max()
+            .unwrap_or(IMAGE_PIXELS);
         let fitting = (self.ctx.max_binding / floats(widest)).max(1) as usize;
         requested.clamp(1, fitting)
     }
@@ -740,11 +938,30 @@ impl GpuTrainer {
     fn write_optimizer_config(&self) {
         let len = as_u32(self.net.layout.len);
         let config = match self.optimizer {
-            OptimizerKind::Adam { learning_rate, beta1, beta2, epsilon } => {
+            OptimizerKind::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => {
                 let (correction1, correction2) = Adam::corrections(beta1, beta2, self.step);
-                OptimizerConfig { len, pad0: [0; 3], learning_rate, beta1, beta2, epsilon, correction1, correction2, momentum: 0.0, pad1: 0.0 }
+                OptimizerConfig {
+                    len,
+                    pad0: [0; 3],
+                    learning_rate,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    correction1,
+                    correction2,
+                    momentum: 0.0,
+                    pad1: 0.0,
+                }
             }
-            OptimizerKind::Sgd { learning_rate, momentum } => OptimizerConfig {
+            OptimizerKind::Sgd {
+                learning_rate,
+                momentum,
+            } => OptimizerConfig {
                 len,
                 pad0: [0; 3],
                 learning_rate,
@@ -757,20 +974,33 @@ impl GpuTrainer {
                 pad1: 0.0,
             },
         };
-        self.ctx.queue.write_buffer(&self.optimizer_config, 0, bytemuck::bytes_of(&config));
+        self.ctx
+            .queue
+            .write_buffer(&self.optimizer_config, 0, bytemuck::bytes_of(&config));
     }
 
     fn upload_batch(&mut self, images: &[f32], targets: &[u32]) {
         let batch = targets.len();
-        assert_eq!(images.len(), batch * IMAGE_PIXELS, "images hold {IMAGE_PIXELS} values per target");
+        assert_eq!(
+            images.len(),
+            batch * IMAGE_PIXELS,
+            "images hold {IMAGE_PIXELS} values per target"
+        );
         self.ensure_workspace(batch);
         let ws = &self.workspaces[&batch];
-        self.ctx.queue.write_buffer(&ws.input, 0, bytemuck::cast_slice(images));
-        self.ctx.queue.write_buffer(&ws.targets, 0, bytemuck::cast_slice(targets));
+        self.ctx
+            .queue
+            .write_buffer(&ws.input, 0, bytemuck::cast_slice(images));
+        self.ctx
+            .queue
+            .write_buffer(&ws.targets, 0, bytemuck::cast_slice(targets));
     }
 
     fn clear(&self, buffer: &wgpu::Buffer) {
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         encoder.clear_buffer(buffer, 0, None);
         self.ctx.queue.submit([encoder.finish()]);
     }
@@ -801,8 +1031,24 @@ impl GpuTrainer {
         }
         let device = &self.ctx.device;
         let classes = self.net.max_head_outputs();
-        let values = self.net.layers.iter().map(|l| storage(device, "activations", floats(batch * l.output_len()))).collect();
-        let deltas = self.net.layers.iter().map(|l| storage(device, "activation gradients", floats(batch * l.output_len()))).collect();
+        let values = self
+            .net
+            .layers
+            .iter()
+            .map(|l| storage(device, "activations", floats(batch * l.output_len())))
+            .collect();
+        let deltas = self
+            .net
+            .layers
+            .iter()
+            .map(|l| {
+                storage(
+                    device,
+                    "activation gradients",
+                    floats(batch * l.output_len()),
+                )
+            })
+            .collect();
         let partials = self
             .net
             .layers
@@ -841,20 +1087,44 @@ impl GpuTrainer {
                     (Some(d), true) => (d.alpha, d.temperature),
                     _ => (0.0, 1.0),
                 };
-                d.extend(self.loss_dispatches(ws, head, LossMode::Train, alpha, temperature, Some(&self.train_accum)));
+                d.extend(self.loss_dispatches(
+                    ws,
+                    head,
+                    LossMode::Train,
+                    alpha,
+                    temperature,
+                    Some(&self.train_accum),
+                ));
                 d.extend(self.backward_dispatches(ws, head, GradientTarget::Gradient));
                 d
             }
             Plan::Eval { head } => {
                 let mut d = self.forward_dispatches(ws, &self.params, head);
-                d.extend(self.loss_dispatches(ws, head, LossMode::Eval, 0.0, 1.0, Some(&self.eval_accum)));
+                d.extend(self.loss_dispatches(
+                    ws,
+                    head,
+                    LossMode::Eval,
+                    0.0,
+                    1.0,
+                    Some(&self.eval_accum),
+                ));
                 d
             }
             Plan::Teacher { head } => self.forward_dispatches(ws, &self.teacher, head),
             Plan::DistillOnly { head } => {
-                let (alpha, temperature) = self.distillation.as_ref().map_or((0.0, 1.0), |d| (d.alpha, d.temperature));
+                let (alpha, temperature) = self
+                    .distillation
+                    .as_ref()
+                    .map_or((0.0, 1.0), |d| (d.alpha, d.temperature));
                 let mut d = self.forward_dispatches(ws, &self.params, head);
-                d.extend(self.loss_dispatches(ws, head, LossMode::DistillOnly, alpha, temperature, Some(&self.train_accum)));
+                d.extend(self.loss_dispatches(
+                    ws,
+                    head,
+                    LossMode::DistillOnly,
+                    alpha,
+                    temperature,
+                    Some(&self.train_accum),
+                ));
                 d.extend(self.backward_dispatches(ws, head, GradientTarget::AddGradient));
                 d
             }
@@ -871,31 +1141,83 @@ impl GpuTrainer {
     /// A dense layer's forward pass: 4×4 blocks for wide layers; for heads, which have a
     /// handful of outputs, one invocation per output with workgroups spanning samples, which
     /// keeps both cores busy where blocks would fill a single workgroup.
-    fn dense_forward(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], batch: usize) -> Dispatch {
+    fn dense_forward(
+        &self,
+        d: &crate::model::Dense,
+        config: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+        batch: usize,
+    ) -> Dispatch {
         let (device, k) = (&self.ctx.device, &self.ctx.kernels);
         if d.outputs < 64 {
-            Dispatch::new(device, &k.dense_forward_by_sample, config, buffers, Grid::Rows(batch, d.outputs))
+            Dispatch::new(
+                device,
+                &k.dense_forward_by_sample,
+                config,
+                buffers,
+                Grid::Rows(batch, d.outputs),
+            )
         } else {
-            Dispatch::new(device, &k.dense_forward_blocked, config, buffers, Grid::Rows(d.outputs.div_ceil(4), batch.div_ceil(4)))
+            Dispatch::new(
+                device,
+                &k.dense_forward_blocked,
+                config,
+                buffers,
+                Grid::Rows(d.outputs.div_ceil(4), batch.div_ceil(4)),
+            )
         }
     }
 
     /// Records a dense layer's weight and bias gradients.
-    fn dense_weight_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer]) -> [Dispatch; 2] {
+    fn dense_weight_gradient(
+        &self,
+        d: &crate::model::Dense,
+        config: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+    ) -> [Dispatch; 2] {
         let (device, k) = (&self.ctx.device, &self.ctx.kernels);
         [
-            Dispatch::new(device, &k.dense_backward_weight_blocked, config, buffers, Grid::Rows(d.inputs.div_ceil(4), d.outputs.div_ceil(4))),
-            Dispatch::new(device, &k.dense_backward_bias, config, buffers, Grid::Rows(d.outputs, 1)),
+            Dispatch::new(
+                device,
+                &k.dense_backward_weight_blocked,
+                config,
+                buffers,
+                Grid::Rows(d.inputs.div_ceil(4), d.outputs.div_ceil(4)),
+            ),
+            Dispatch::new(
+                device,
+                &k.dense_backward_bias,
+                config,
+                buffers,
+                Grid::Rows(d.outputs, 1),
+            ),
         ]
     }
 
     /// Records a dense layer's input gradient.
-    fn dense_input_gradient(&self, d: &crate::model::Dense, config: &wgpu::Buffer, buffers: &[&wgpu::Buffer], batch: usize) -> Dispatch {
+    fn dense_input_gradient(
+        &self,
+        d: &crate::model::Dense,
+        config: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+        batch: usize,
+    ) -> Dispatch {
         let (device, k) = (&self.ctx.device, &self.ctx.kernels);
-        Dispatch::new(device, &k.dense_backward_input_blocked, config, buffers, Grid::Rows(d.inputs.div_ceil(4), batch.div_ceil(4)))
+        Dispatch::new(
+            device,
+            &k.dense_backward_input_blocked,
+            config,
+            buffers,
+            Grid::Rows(d.inputs.div_ceil(4), batch.div_ceil(4)),
+        )
     }
 
-    fn forward_dispatches(&self, ws: &Workspace, params: &wgpu::Buffer, head: usize) -> Vec<Dispatch> {
+    fn forward_dispatches(
+        &self,
+        ws: &Workspace,
+        params: &wgpu::Buffer,
+        head: usize,
+    ) -> Vec<Dispatch> {
         let device = &self.ctx.device;
         let k = &self.ctx.kernels;
         let n = ws.batch;
@@ -911,15 +1233,32 @@ impl GpuTrainer {
                     let mut cfg = conv_config(c, b, 1, 0, 0);
                     cfg.pool = u32::from(pool_next);
                     let config = uniform(device, &cfg);
-                    let pooled = if pool_next { &ws.values[l + 1] } else { &self.unused };
+                    let pooled = if pool_next {
+                        &ws.values[l + 1]
+                    } else {
+                        &self.unused
+                    };
                     pooled_already = pool_next;
-                    let grid = Grid::Planes(c.out_width().div_ceil(4), c.out_height().div_ceil(2), n);
-                    Dispatch::new(device, &k.conv_forward_3x3, &config, &[params, input, input, output, pooled], grid)
+                    let grid =
+                        Grid::Planes(c.out_width().div_ceil(4), c.out_height().div_ceil(2), n);
+                    Dispatch::new(
+                        device,
+                        &k.conv_forward_3x3,
+                        &config,
+                        &[params, input, input, output, pooled],
+                        grid,
+                    )
                 }
                 Layer::ConvRelu(c) => {
                     let config = uniform(device, &conv_config(c, b, 1, 0, 0));
                     let grid = Grid::Planes(c.out_width(), c.out_height(), n);
-                    Dispatch::new(device, &k.conv_forward, &config, &[params, input, input, output, &self.unused], grid)
+                    Dispatch::new(
+                        device,
+                        &k.conv_forward,
+                        &config,
+                        &[params, input, input, output, &self.unused],
+                        grid,
+                    )
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, 1, 0));
@@ -931,7 +1270,13 @@ impl GpuTrainer {
                         continue;
                     }
                     let config = uniform(device, &pool_config(p, b, 0));
-                    Dispatch::new(device, &k.pool_forward, &config, &[input, input, output], Grid::Planes(p.out_width(), p.out_height(), n * p.channels))
+                    Dispatch::new(
+                        device,
+                        &k.pool_forward,
+                        &config,
+                        &[input, input, output],
+                        Grid::Planes(p.out_width(), p.out_height(), n * p.channels),
+                    )
                 }
             };
             dispatches.push(dispatch);
@@ -970,15 +1315,33 @@ impl GpuTrainer {
             },
         );
         let sums = accum.unwrap_or(&self.train_accum);
-        let buffers = [&ws.logits, &ws.targets, &ws.extra, &ws.dlogits, &ws.per_sample, sums];
-        let mut dispatches = vec![Dispatch::new(device, &k.cross_entropy, &config, &buffers, n)];
+        let buffers = [
+            &ws.logits,
+            &ws.targets,
+            &ws.extra,
+            &ws.dlogits,
+            &ws.per_sample,
+            sums,
+        ];
+        let mut dispatches = vec![Dispatch::new(
+            device,
+            &k.cross_entropy,
+            &config,
+            &buffers,
+            n,
+        )];
         if accum.is_some() {
             dispatches.push(Dispatch::new(device, &k.loss_reduce, &config, &buffers, 1));
         }
         dispatches
     }
 
-    fn backward_dispatches(&self, ws: &Workspace, head: usize, target: GradientTarget) -> Vec<Dispatch> {
+    fn backward_dispatches(
+        &self,
+        ws: &Workspace,
+        head: usize,
+        target: GradientTarget,
+    ) -> Vec<Dispatch> {
         let device = &self.ctx.device;
         let k = &self.ctx.kernels;
         let n = ws.batch;
@@ -993,16 +1356,33 @@ impl GpuTrainer {
         let mut dispatches = Vec::new();
 
         let h = &self.net.heads[head];
-        let features = layers.len().checked_sub(1).map_or(&ws.input, |last| &ws.values[last]);
+        let features = layers
+            .len()
+            .checked_sub(1)
+            .map_or(&ws.input, |last| &ws.values[last]);
         let config = uniform(device, &dense_config(h, b, 0, mode));
-        dispatches.extend(self.dense_weight_gradient(h, &config, &[&self.params, &ws.dlogits, features, out]));
+        dispatches.extend(self.dense_weight_gradient(
+            h,
+            &config,
+            &[&self.params, &ws.dlogits, features, out],
+        ));
         if let Some(last) = layers.len().checked_sub(1) {
-            let config = uniform(device, &dense_config(h, b, u32::from(is_relu_layer(&layers[last])), mode));
-            dispatches.push(self.dense_input_gradient(h, &config, &[&self.params, &ws.dlogits, features, &ws.deltas[last]], n));
+            let config = uniform(
+                device,
+                &dense_config(h, b, u32::from(is_relu_layer(&layers[last])), mode),
+            );
+            dispatches.push(self.dense_input_gradient(
+                h,
+                &config,
+                &[&self.params, &ws.dlogits, features, &ws.deltas[last]],
+                n,
+            ));
         }
 
         let (group_size, groups) = match target {
-            GradientTarget::Gradient | GradientTarget::AddGradient => (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE)),
+            GradientTarget::Gradient | GradientTarget::AddGradient => {
+                (CONV_GROUP_SIZE, n.div_ceil(CONV_GROUP_SIZE))
+            }
             GradientTarget::FisherSquares => (1, n),
         };
         let mut l = layers.len();
@@ -1015,13 +1395,27 @@ impl GpuTrainer {
                 Layer::MaxPool(_) if l == 1 && pooled_conv_3x3(&layers[0]).is_some() => {
                     // The first layer needs no input gradient, so its weight gradient comes
                     // straight from the pooled gradient and the pool's backward pass is skipped.
-                    let Some(c) = pooled_conv_3x3(&layers[0]) else { unreachable!() };
+                    let Some(c) = pooled_conv_3x3(&layers[0]) else {
+                        unreachable!()
+                    };
                     let mut cfg = conv_config(c, b, 0, as_u32(group_size), as_u32(groups));
                     cfg.mode = mode;
                     let config = uniform(device, &cfg);
                     let buffers = [&self.params, delta, &ws.input, &ws.partials, &ws.values[0]];
-                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight_pooled, &config, &buffers, Grid::Rows(c.out_channels * c.in_channels, groups)));
-                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, &self.unused], c.weight_len() + c.out_channels));
+                    dispatches.push(Dispatch::new(
+                        device,
+                        &k.conv_backward_weight_pooled,
+                        &config,
+                        &buffers,
+                        Grid::Rows(c.out_channels * c.in_channels, groups),
+                    ));
+                    dispatches.push(Dispatch::new(
+                        device,
+                        &k.conv_reduce,
+                        &config,
+                        &[&self.params, &ws.partials, x, out, &self.unused],
+                        c.weight_len() + c.out_channels,
+                    ));
                     l = 0;
                 }
                 Layer::ConvRelu(c) => {
@@ -1029,27 +1423,60 @@ impl GpuTrainer {
                     cfg.mode = mode;
                     let config = uniform(device, &cfg);
                     let per_group = c.weight_len() + c.out_channels;
-                    dispatches.push(Dispatch::new(device, &k.conv_backward_weight, &config, &[&self.params, delta, x, &ws.partials, &self.unused], groups * per_group));
-                    dispatches.push(Dispatch::new(device, &k.conv_reduce, &config, &[&self.params, &ws.partials, x, out, &self.unused], per_group));
+                    dispatches.push(Dispatch::new(
+                        device,
+                        &k.conv_backward_weight,
+                        &config,
+                        &[&self.params, delta, x, &ws.partials, &self.unused],
+                        groups * per_group,
+                    ));
+                    dispatches.push(Dispatch::new(
+                        device,
+                        &k.conv_reduce,
+                        &config,
+                        &[&self.params, &ws.partials, x, out, &self.unused],
+                        per_group,
+                    ));
                     if l > 0 {
                         let mut cfg = conv_config(c, b, below_relu, 1, 1);
                         cfg.mode = mode;
                         let config = uniform(device, &cfg);
                         let grid = Grid::Planes(c.in_width, c.in_height, n * c.in_channels);
-                        dispatches.push(Dispatch::new(device, &k.conv_backward_input, &config, &[&self.params, delta, x, &ws.deltas[l - 1], &self.unused], grid));
+                        dispatches.push(Dispatch::new(
+                            device,
+                            &k.conv_backward_input,
+                            &config,
+                            &[&self.params, delta, x, &ws.deltas[l - 1], &self.unused],
+                            grid,
+                        ));
                     }
                 }
                 Layer::DenseRelu(d) => {
                     let config = uniform(device, &dense_config(d, b, below_relu, mode));
-                    dispatches.extend(self.dense_weight_gradient(d, &config, &[&self.params, delta, x, out]));
+                    dispatches.extend(self.dense_weight_gradient(
+                        d,
+                        &config,
+                        &[&self.params, delta, x, out],
+                    ));
                     if l > 0 {
-                        dispatches.push(self.dense_input_gradient(d, &config, &[&self.params, delta, x, &ws.deltas[l - 1]], n));
+                        dispatches.push(self.dense_input_gradient(
+                            d,
+                            &config,
+                            &[&self.params, delta, x, &ws.deltas[l - 1]],
+                            n,
+                        ));
                     }
                 }
                 Layer::MaxPool(p) => {
                     if l > 0 {
                         let config = uniform(device, &pool_config(p, b, below_relu));
-                        dispatches.push(Dispatch::new(device, &k.pool_backward, &config, &[delta, x, &ws.deltas[l - 1]], Grid::Planes(p.out_width(), p.out_height(), n * p.channels)));
+                        dispatches.push(Dispatch::new(
+                            device,
+                            &k.pool_backward,
+                            &config,
+                            &[delta, x, &ws.deltas[l - 1]],
+                            Grid::Planes(p.out_width(), p.out_height(), n * p.channels),
+                        ));
                     }
                 }
             }
@@ -1080,7 +1507,13 @@ fn dense_config(d: &crate::model::Dense, batch: u32, flag: u32, mode: u32) -> De
     }
 }
 
-fn conv_config(c: &crate::model::Conv, batch: u32, flag: u32, group_size: u32, groups: u32) -> ConvConfig {
+fn conv_config(
+    c: &crate::model::Conv,
+    batch: u32,
+    flag: u32,
+    group_size: u32,
+    groups: u32,
+) -> ConvConfig {
     ConvConfig {
         batch,
         in_channels: as_u32(c.in_channels),
@@ -1115,7 +1548,11 @@ fn pool_config(p: &crate::model::MaxPool, batch: u32, relu_mask: u32) -> PoolCon
 }
 
 /// Copies the first `len` floats of `buffer` to the host, waiting for the GPU.
-pub(crate) fn read_floats(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+pub(crate) fn read_floats(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, GpuError> {
     let bytes = floats(len);
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read-back"),
@@ -1123,7 +1560,9 @@ pub(crate) fn read_floats(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
     encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
     ctx.queue.submit([encoder.finish()]);
 
@@ -1132,13 +1571,17 @@ pub(crate) fn read_floats(ctx: &GpuContext, buffer: &wgpu::Buffer, len: usize) -
         // The receiver waits below, so a failed send cannot happen.
         let _ = sender.send(result);
     });
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::ReadBack(e.to_string()))?;
     receiver
         .recv()
         .map_err(|e| GpuError::ReadBack(e.to_string()))?
         .map_err(|e| GpuError::ReadBack(e.to_string()))?;
     let values = {
-        let view = staging.get_mapped_range(..).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         bytemuck::cast_slice::<u8, f32>(&view).to_vec()
     };
     staging.unmap();

@@ -49,7 +49,13 @@ pub fn head_for(head_mode: HeadMode, task: usize) -> usize {
 impl MethodState {
     /// A method about to start its first task.
     pub fn new(spec: MethodSpec) -> Self {
-        Self { spec, anchors: Vec::new(), importances: Vec::new(), old_params: None, fishers: Vec::new() }
+        Self {
+            spec,
+            anchors: Vec::new(),
+            importances: Vec::new(),
+            old_params: None,
+            fishers: Vec::new(),
+        }
     }
 
     /// Returns the method's parameters.
@@ -59,7 +65,13 @@ impl MethodState {
 
     /// Returns whether the loss carries a penalty or distillation term worth reporting.
     pub fn has_penalty(&self) -> bool {
-        matches!(self.spec, MethodSpec::L2 { .. } | MethodSpec::Ewc { .. } | MethodSpec::OnlineEwc { .. } | MethodSpec::Lwf { .. })
+        matches!(
+            self.spec,
+            MethodSpec::L2 { .. }
+                | MethodSpec::Ewc { .. }
+                | MethodSpec::OnlineEwc { .. }
+                | MethodSpec::Lwf { .. }
+        )
     }
 
     /// Prepares `trainer` for task `task`: a fresh optimizer, the trainable mask, and the
@@ -78,7 +90,9 @@ impl MethodState {
         trainer.set_trainable(&mask);
 
         match self.spec {
-            MethodSpec::L2 { lambda } | MethodSpec::Ewc { lambda, .. } | MethodSpec::OnlineEwc { lambda, .. } => {
+            MethodSpec::L2 { lambda }
+            | MethodSpec::Ewc { lambda, .. }
+            | MethodSpec::OnlineEwc { lambda, .. } => {
                 trainer.set_penalty(&self.anchors, &self.importances, lambda as f32);
             }
             MethodSpec::Lwf { alpha, temperature } => {
@@ -88,7 +102,11 @@ impl MethodState {
                     HeadMode::Shared => vec![0],
                     HeadMode::PerTask => (0..task).collect(),
                 };
-                let distillation = Distillation { alpha: alpha as f32, temperature: temperature as f32, heads };
+                let distillation = Distillation {
+                    alpha: alpha as f32,
+                    temperature: temperature as f32,
+                    heads,
+                };
                 trainer.set_distillation(self.old_params.as_deref().map(|p| (p, distillation)));
             }
             MethodSpec::Finetune | MethodSpec::Joint | MethodSpec::Frozen => {}
@@ -97,7 +115,11 @@ impl MethodState {
 
     /// Returns the tasks whose training data task `task` trains on.
     pub fn training_tasks(&self, task: usize) -> std::ops::RangeInclusive<usize> {
-        if matches!(self.spec, MethodSpec::Joint) { 0..=task } else { task..=task }
+        if matches!(self.spec, MethodSpec::Joint) {
+            0..=task
+        } else {
+            task..=task
+        }
     }
 
     /// Records what later tasks need once `task` has finished. Returns the seconds spent on
@@ -116,19 +138,50 @@ impl MethodState {
                 self.anchors = vec![params.clone()];
                 self.importances = vec![vec![1.0; params.len()]];
             }
-            MethodSpec::Ewc { fisher, fisher_samples, .. } => {
+            MethodSpec::Ewc {
+                fisher,
+                fisher_samples,
+                ..
+            } => {
                 let started = Instant::now();
-                let diagonal = fisher_diagonal(trainer, &tasks[task], head_for(head_mode, task), head_mode, fisher, fisher_samples, seed, task)?;
+                let diagonal = fisher_diagonal(
+                    trainer,
+                    &tasks[task],
+                    head_for(head_mode, task),
+                    head_mode,
+                    fisher,
+                    fisher_samples,
+                    seed,
+                    task,
+                )?;
                 self.anchors.push(params.clone());
                 self.importances.push(diagonal.clone());
                 self.fishers.push(diagonal);
                 return Ok(Some(started.elapsed().as_secs_f64()));
             }
-            MethodSpec::OnlineEwc { gamma, fisher, fisher_samples, .. } => {
+            MethodSpec::OnlineEwc {
+                gamma,
+                fisher,
+                fisher_samples,
+                ..
+            } => {
                 let started = Instant::now();
-                let diagonal = fisher_diagonal(trainer, &tasks[task], head_for(head_mode, task), head_mode, fisher, fisher_samples, seed, task)?;
+                let diagonal = fisher_diagonal(
+                    trainer,
+                    &tasks[task],
+                    head_for(head_mode, task),
+                    head_mode,
+                    fisher,
+                    fisher_samples,
+                    seed,
+                    task,
+                )?;
                 let combined = match self.importances.pop() {
-                    Some(running) => running.iter().zip(&diagonal).map(|(f, n)| gamma as f32 * f + n).collect(),
+                    Some(running) => running
+                        .iter()
+                        .zip(&diagonal)
+                        .map(|(f, n)| gamma as f32 * f + n)
+                        .collect(),
                     None => diagonal.clone(),
                 };
                 self.anchors = vec![params.clone()];
@@ -179,8 +232,19 @@ pub fn fisher_diagonal(
 
     let mut images = Vec::with_capacity(order.len() * IMAGE_PIXELS);
     let mut targets = Vec::with_capacity(order.len());
-    crate::data::fill_batch(&task.train, &order, task, head_mode == HeadMode::PerTask, &mut images, &mut targets);
+    crate::data::fill_batch(
+        &task.train,
+        &order,
+        task,
+        head_mode == HeadMode::PerTask,
+        &mut images,
+        &mut targets,
+    );
     let uniforms: Vec<f32> = (0..order.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
-    log::debug!("{}: Fisher ({kind:?}) over {} training samples", task.name, order.len());
+    log::debug!(
+        "{}: Fisher ({kind:?}) over {} training samples",
+        task.name,
+        order.len()
+    );
     trainer.fisher_diagonal(&images, &targets, head, kind, &uniforms, FISHER_BATCH)
 }

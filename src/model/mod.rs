@@ -19,7 +19,12 @@ pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 /// The network families the workbench can build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields, try_from = "ArchitectureFile")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    try_from = "ArchitectureFile"
+)]
 pub enum Architecture {
     /// Conv 1→32 3×3 (no padding), ReLU, max-pool 2×2, dense 5408→head.
     SeedCnn,
@@ -56,7 +61,9 @@ impl TryFrom<ArchitectureFile> for Architecture {
             ArchitectureFile::SeedCnn {} => Ok(Self::SeedCnn),
             ArchitectureFile::Mlp { hidden } => {
                 if let Some(position) = hidden.iter().position(|&w| w == 0) {
-                    return Err(format!("architecture.hidden[{position}] is 0; every hidden layer needs at least 1 unit"));
+                    return Err(format!(
+                        "architecture.hidden[{position}] is 0; every hidden layer needs at least 1 unit"
+                    ));
                 }
                 Ok(Self::Mlp { hidden })
             }
@@ -67,7 +74,9 @@ impl TryFrom<ArchitectureFile> for Architecture {
 impl Architecture {
     /// Returns the MLP with its default hidden layers (2×400).
     pub fn default_mlp() -> Self {
-        Self::Mlp { hidden: default_mlp_hidden() }
+        Self::Mlp {
+            hidden: default_mlp_hidden(),
+        }
     }
 
     /// Short name used on the command line and in result files.
@@ -127,9 +136,22 @@ pub struct ParamLayout {
 
 impl ParamLayout {
     /// Appends a tensor at the end of the layout and returns its entry.
-    pub fn push(&mut self, name: String, shape: Vec<usize>, fan_in: usize, part: Part) -> ParamEntry {
+    pub fn push(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        fan_in: usize,
+        part: Part,
+    ) -> ParamEntry {
         let len = shape.iter().product();
-        let entry = ParamEntry { name, offset: self.len, len, shape, fan_in, part };
+        let entry = ParamEntry {
+            name,
+            offset: self.len,
+            len,
+            shape,
+            fan_in,
+            part,
+        };
         self.len += len;
         self.entries.push(entry.clone());
         entry
@@ -307,12 +329,20 @@ pub struct Network {
 impl Network {
     /// Builds `architecture` with one head per entry of `head_outputs` (classes per head).
     pub fn new(architecture: &Architecture, head_outputs: &[usize]) -> Self {
-        let mut layout = ParamLayout { entries: Vec::new(), len: 0 };
+        let mut layout = ParamLayout {
+            entries: Vec::new(),
+            len: 0,
+        };
         let mut layers = Vec::new();
         let features = match architecture {
             Architecture::SeedCnn => {
                 let (c_out, k) = (32, 3);
-                let w = layout.push("conv1.weight".into(), vec![c_out, 1, k, k], k * k, Part::Features);
+                let w = layout.push(
+                    "conv1.weight".into(),
+                    vec![c_out, 1, k, k],
+                    k * k,
+                    Part::Features,
+                );
                 let b = layout.push("conv1.bias".into(), vec![c_out], k * k, Part::Features);
                 let conv = Conv {
                     in_channels: 1,
@@ -323,7 +353,11 @@ impl Network {
                     weight: w.offset,
                     bias: b.offset,
                 };
-                let pool = MaxPool { channels: c_out, in_height: conv.out_height(), in_width: conv.out_width() };
+                let pool = MaxPool {
+                    channels: c_out,
+                    in_height: conv.out_height(),
+                    in_width: conv.out_width(),
+                };
                 let features = pool.output_len();
                 layers.push(Layer::ConvRelu(conv));
                 layers.push(Layer::MaxPool(pool));
@@ -332,9 +366,24 @@ impl Network {
             Architecture::Mlp { hidden } => {
                 let mut inputs = IMAGE_PIXELS;
                 for (i, &outputs) in hidden.iter().enumerate() {
-                    let w = layout.push(format!("fc{}.weight", i + 1), vec![outputs, inputs], inputs, Part::Features);
-                    let b = layout.push(format!("fc{}.bias", i + 1), vec![outputs], inputs, Part::Features);
-                    layers.push(Layer::DenseRelu(Dense { inputs, outputs, weight: w.offset, bias: b.offset }));
+                    let w = layout.push(
+                        format!("fc{}.weight", i + 1),
+                        vec![outputs, inputs],
+                        inputs,
+                        Part::Features,
+                    );
+                    let b = layout.push(
+                        format!("fc{}.bias", i + 1),
+                        vec![outputs],
+                        inputs,
+                        Part::Features,
+                    );
+                    layers.push(Layer::DenseRelu(Dense {
+                        inputs,
+                        outputs,
+                        weight: w.offset,
+                        bias: b.offset,
+                    }));
                     inputs = outputs;
                 }
                 inputs
@@ -344,12 +393,32 @@ impl Network {
             .iter()
             .enumerate()
             .map(|(h, &outputs)| {
-                let w = layout.push(format!("head{h}.weight"), vec![outputs, features], features, Part::Head(h));
-                let b = layout.push(format!("head{h}.bias"), vec![outputs], features, Part::Head(h));
-                Dense { inputs: features, outputs, weight: w.offset, bias: b.offset }
+                let w = layout.push(
+                    format!("head{h}.weight"),
+                    vec![outputs, features],
+                    features,
+                    Part::Head(h),
+                );
+                let b = layout.push(
+                    format!("head{h}.bias"),
+                    vec![outputs],
+                    features,
+                    Part::Head(h),
+                );
+                Dense {
+                    inputs: features,
+                    outputs,
+                    weight: w.offset,
+                    bias: b.offset,
+                }
             })
             .collect();
-        Self { architecture: architecture.clone(), layers, heads, layout }
+        Self {
+            architecture: architecture.clone(),
+            layers,
+            heads,
+            layout,
+        }
     }
 
     /// Values per sample entering the heads.
@@ -384,9 +453,16 @@ mod tests {
     #[test]
     fn seed_cnn_layout_matches_specification() {
         let net = Network::new(&Architecture::SeedCnn, &[10]);
-        assert_eq!(net.feature_len(), 5408, "32 channels of 13x13 after pooling");
+        assert_eq!(
+            net.feature_len(),
+            5408,
+            "32 channels of 13x13 after pooling"
+        );
         let names: Vec<&str> = net.layout.entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["conv1.weight", "conv1.bias", "head0.weight", "head0.bias"]);
+        assert_eq!(
+            names,
+            ["conv1.weight", "conv1.bias", "head0.weight", "head0.bias"]
+        );
         assert_eq!(net.layout.len, 32 * 9 + 32 + 5408 * 10 + 10);
         assert_eq!(net.layout.features_range(), 0..320);
         assert_eq!(net.layout.head_range(0), 320..net.layout.len);
@@ -400,8 +476,15 @@ mod tests {
         let mut expected_start = features.end;
         for h in 0..3 {
             let range = net.layout.head_range(h);
-            assert_eq!(range.start, expected_start, "head {h} starts after the previous block");
-            assert_eq!(range.len(), 400 * 2 + 2, "head {h} holds a 400x2 weight and 2 biases");
+            assert_eq!(
+                range.start, expected_start,
+                "head {h} starts after the previous block"
+            );
+            assert_eq!(
+                range.len(),
+                400 * 2 + 2,
+                "head {h} holds a 400x2 weight and 2 biases"
+            );
             expected_start = range.end;
         }
         assert_eq!(expected_start, net.layout.len);
@@ -409,15 +492,32 @@ mod tests {
 
     #[test]
     fn architecture_file_rejects_unknown_fields_and_empty_layers() {
-        let seed: Result<Architecture, _> = serde_json::from_str(r#"{"kind": "seed-cnn", "hidden": [1]}"#);
-        assert!(seed.is_err(), "a field the seed CNN does not have is rejected");
-        let zero: Result<Architecture, _> = serde_json::from_str(r#"{"kind": "mlp", "hidden": [400, 0]}"#);
-        let message = zero.expect_err("a hidden layer of width 0 is rejected").to_string();
-        assert!(message.contains("hidden[1]"), "the message names the layer: {message}");
+        let seed: Result<Architecture, _> =
+            serde_json::from_str(r#"{"kind": "seed-cnn", "hidden": [1]}"#);
+        assert!(
+            seed.is_err(),
+            "a field the seed CNN does not have is rejected"
+        );
+        let zero: Result<Architecture, _> =
+            serde_json::from_str(r#"{"kind": "mlp", "hidden": [400, 0]}"#);
+        let message = zero
+            .expect_err("a hidden layer of width 0 is rejected")
+            .to_string();
+        assert!(
+            message.contains("hidden[1]"),
+            "the message names the layer: {message}"
+        );
         let mlp: Architecture = serde_json::from_str(r#"{"kind": "mlp"}"#).expect("defaults apply");
         assert_eq!(mlp, Architecture::default_mlp(), "hidden defaults to 2x400");
-        let round_trip: Architecture = serde_json::from_str(&serde_json::to_string(&Architecture::SeedCnn).expect("serializes")).expect("reads back");
-        assert_eq!(round_trip, Architecture::SeedCnn, "the seed CNN round-trips");
+        let round_trip: Architecture = serde_json::from_str(
+            &serde_json::to_string(&Architecture::SeedCnn).expect("serializes"),
+        )
+        .expect("reads back");
+        assert_eq!(
+            round_trip,
+            Architecture::SeedCnn,
+            "the seed CNN round-trips"
+        );
     }
 
     #[test]
@@ -428,7 +528,11 @@ mod tests {
         assert_ne!(a, net.init_params(6), "another seed, other parameters");
         for entry in &net.layout.entries {
             let bound = 1.0 / (entry.fan_in as f32).sqrt();
-            assert!(a[entry.range()].iter().all(|p| p.abs() <= bound), "{} within ±{bound}", entry.name);
+            assert!(
+                a[entry.range()].iter().all(|p| p.abs() <= bound),
+                "{} within ±{bound}",
+                entry.name
+            );
         }
     }
 }

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::series::{TaskStart, Tradeoff};
 use super::*;
-use std::fs;
 use crate::experiment::config::{ExperimentConfig, Method, expand_runs};
 use crate::experiment::results::{CurvePoint, DeviceInfo, RunResult, RunStatus};
+use std::fs;
 
 fn gpu() -> Arc<GpuContext> {
     static CONTEXT: OnceLock<Arc<GpuContext>> = OnceLock::new();

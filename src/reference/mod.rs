@@ -43,7 +43,11 @@ pub fn forward(net: &Network, params: &[f32], head: usize, images: &[f32]) -> Fo
     }
     let features = values.last().map_or(&[][..], Vec::as_slice);
     let logits = dense_forward(&net.heads[head], params, features, batch);
-    Forward { values, logits, batch }
+    Forward {
+        values,
+        logits,
+        batch,
+    }
 }
 
 /// Mean softmax cross-entropy over the batch and its gradient at the logits.
@@ -64,7 +68,13 @@ pub fn cross_entropy(logits: &[f64], targets: &[u32], classes: usize) -> (f64, V
 
 /// LwF's distillation term α T² KL(softmax(z_old/T) ‖ softmax(z/T)), summed over classes and
 /// averaged over the batch, and its gradient at the new logits `z`.
-pub fn distillation(logits: &[f64], old_logits: &[f64], classes: usize, alpha: f64, temperature: f64) -> (f64, Vec<f64>) {
+pub fn distillation(
+    logits: &[f64],
+    old_logits: &[f64],
+    classes: usize,
+    alpha: f64,
+    temperature: f64,
+) -> (f64, Vec<f64>) {
     let batch = logits.len() / classes;
     let t = temperature;
     let mut total = 0.0;
@@ -91,7 +101,13 @@ pub fn softmax(row: &[f64], temperature: f64) -> Vec<f64> {
 
 /// Back-propagates `dlogits` through head `head` and the feature layers. Returns the gradient
 /// over the whole layout; entries of other heads are zero.
-pub fn backward(net: &Network, params: &[f32], head: usize, fwd: &Forward, dlogits: &[f64]) -> Vec<f32> {
+pub fn backward(
+    net: &Network,
+    params: &[f32],
+    head: usize,
+    fwd: &Forward,
+    dlogits: &[f64],
+) -> Vec<f32> {
     let mut grads = vec![0.0f64; params.len()];
     let batch = fwd.batch;
     let head_layer = &net.heads[head];
@@ -125,7 +141,13 @@ pub fn backward(net: &Network, params: &[f32], head: usize, fwd: &Forward, dlogi
 }
 
 /// Mean cross-entropy and its gradient over the layout for one batch.
-pub fn loss_and_gradient(net: &Network, params: &[f32], head: usize, images: &[f32], targets: &[u32]) -> (f64, Vec<f32>) {
+pub fn loss_and_gradient(
+    net: &Network,
+    params: &[f32],
+    head: usize,
+    images: &[f32],
+    targets: &[u32],
+) -> (f64, Vec<f32>) {
     let fwd = forward(net, params, head, images);
     let (loss, dlogits) = cross_entropy(&fwd.logits, targets, net.heads[head].outputs);
     (loss, backward(net, params, head, &fwd, &dlogits))
@@ -140,7 +162,10 @@ fn relu(mut v: Vec<f64>) -> Vec<f64> {
 
 /// Gradient through a ReLU, given the ReLU's output `y`.
 fn relu_grad(dy: &[f64], y: &[f64]) -> Vec<f64> {
-    dy.iter().zip(y).map(|(&g, &out)| if out > 0.0 { g } else { 0.0 }).collect()
+    dy.iter()
+        .zip(y)
+        .map(|(&g, &out)| if out > 0.0 { g } else { 0.0 })
+        .collect()
 }
 
 fn weight(params: &[f32], i: usize) -> f64 {
@@ -178,7 +203,9 @@ fn dense_input_grad(d: &Dense, params: &[f32], dz: &[f64], batch: usize) -> Vec<
 fn dense_weight_grad(d: &Dense, x: &[f64], dz: &[f64], batch: usize, grads: &mut [f64]) {
     for o in 0..d.outputs {
         for k in 0..d.inputs {
-            grads[d.weight + o * d.inputs + k] = (0..batch).map(|n| dz[n * d.outputs + o] * x[n * d.inputs + k]).sum();
+            grads[d.weight + o * d.inputs + k] = (0..batch)
+                .map(|n| dz[n * d.outputs + o] * x[n * d.inputs + k])
+                .sum();
         }
         grads[d.bias + o] = (0..batch).map(|n| dz[n * d.outputs + o]).sum();
     }
@@ -204,7 +231,8 @@ fn conv_forward(c: &Conv, params: &[f32], x: &[f64], batch: usize) -> Vec<f64> {
                     for ic in 0..c.in_channels {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let w = weight(params, c.weight + conv_weight_index(c, oc, ic, ky, kx));
+                                let w =
+                                    weight(params, c.weight + conv_weight_index(c, oc, ic, ky, kx));
                                 acc += w * x[conv_input_index(c, n, ic, oy + ky, ox + kx)];
                             }
                         }
@@ -228,7 +256,8 @@ fn conv_input_grad(c: &Conv, params: &[f32], dz: &[f64], batch: usize) -> Vec<f6
                     for ic in 0..c.in_channels {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let w = weight(params, c.weight + conv_weight_index(c, oc, ic, ky, kx));
+                                let w =
+                                    weight(params, c.weight + conv_weight_index(c, oc, ic, ky, kx));
                                 dx[conv_input_index(c, n, ic, oy + ky, ox + kx)] += w * g;
                             }
                         }
@@ -265,7 +294,12 @@ fn conv_weight_grad(c: &Conv, x: &[f64], dz: &[f64], batch: usize, grads: &mut [
 /// Index of the first maximum of the 2×2 window at pooled position (py, px) of plane `plane`.
 fn window_argmax(p: &MaxPool, x: &[f64], plane: usize, py: usize, px: usize) -> usize {
     let top_left = plane * p.in_height * p.in_width + 2 * py * p.in_width + 2 * px;
-    let window = [top_left, top_left + 1, top_left + p.in_width, top_left + p.in_width + 1];
+    let window = [
+        top_left,
+        top_left + 1,
+        top_left + p.in_width,
+        top_left + p.in_width + 1,
+    ];
     let mut best = window[0];
     for &i in &window[1..] {
         if x[i] > x[best] {
@@ -334,7 +368,10 @@ pub fn fisher_diagonal(
             }
         }
     }
-    fisher.into_iter().map(|f| (f / targets.len() as f64) as f32).collect()
+    fisher
+        .into_iter()
+        .map(|f| (f / targets.len() as f64) as f32)
+        .collect()
 }
 
 /// Returns the label at the inverse CDF of `probs` at `u`.

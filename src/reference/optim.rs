@@ -45,7 +45,12 @@ fn default_epsilon() -> f32 {
 impl OptimizerKind {
     /// Adam with the given learning rate and the usual betas (0.9, 0.999) and epsilon (1e-8).
     pub fn adam(learning_rate: f32) -> Self {
-        Self::Adam { learning_rate, beta1: default_beta1(), beta2: default_beta2(), epsilon: default_epsilon() }
+        Self::Adam {
+            learning_rate,
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            epsilon: default_epsilon(),
+        }
     }
 
     /// The learning rate.
@@ -69,7 +74,12 @@ impl Optimizer {
     /// Fresh state for `len` parameters.
     pub fn new(kind: OptimizerKind, len: usize) -> Self {
         match kind {
-            OptimizerKind::Adam { learning_rate, beta1, beta2, epsilon } => Self::Adam(Adam {
+            OptimizerKind::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => Self::Adam(Adam {
                 learning_rate,
                 beta1,
                 beta2,
@@ -78,9 +88,14 @@ impl Optimizer {
                 m: vec![0.0; len],
                 v: vec![0.0; len],
             }),
-            OptimizerKind::Sgd { learning_rate, momentum } => {
-                Self::Sgd(Sgd { learning_rate, momentum, buffer: vec![0.0; len] })
-            }
+            OptimizerKind::Sgd {
+                learning_rate,
+                momentum,
+            } => Self::Sgd(Sgd {
+                learning_rate,
+                momentum,
+                buffer: vec![0.0; len],
+            }),
         }
     }
 

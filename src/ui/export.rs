@@ -16,8 +16,8 @@ use egui::{Ui, Vec2};
 use crate::experiment::results::Results;
 use crate::gpu::GpuContext;
 use crate::plots::{
-    self, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FISHER_FIGURE, OffscreenRenderer, PlotError, RenderError,
-    SINGLE_FIGURE, WEIGHT_PANEL,
+    self, CURVE_PANEL, EXPORT_PIXELS_PER_POINT, FISHER_FIGURE, OffscreenRenderer, PlotError,
+    RenderError, SINGLE_FIGURE, WEIGHT_PANEL,
 };
 
 use super::events::{AppEvent, Notifier};
@@ -124,9 +124,10 @@ impl PlotFigure {
     pub fn size_in_points(&self, results: &Results) -> Vec2 {
         match self {
             Self::AccuracyCurves => plots::grid_figure_size(results.runs.len(), CURVE_PANEL),
-            Self::AccuracyMatrices => {
-                plots::grid_figure_size(results.runs.len(), plots::matrix_panel_size(&results.tasks))
-            }
+            Self::AccuracyMatrices => plots::grid_figure_size(
+                results.runs.len(),
+                plots::matrix_panel_size(&results.tasks),
+            ),
             Self::Tradeoff | Self::LossAndPenalty { .. } | Self::AnchorDistances => SINGLE_FIGURE,
             Self::FisherImportance { .. } => FISHER_FIGURE,
             Self::WeightHistograms { .. } => {

@@ -1157,7 +1157,10 @@ mod tests {
 
     /// Finds both datasets of the seed sequence with the given origin.
     fn data_found(how_found: HowFound) -> DataLocations {
-        let source = DataSource { dir: PathBuf::from("data"), how_found };
+        let source = DataSource {
+            dir: PathBuf::from("data"),
+            how_found,
+        };
         DataLocations {
             found: vec![("mnist", Ok(source.clone())), ("fashion-mnist", Ok(source))],
         }
@@ -1171,7 +1174,11 @@ mod tests {
 
         setup.data = data_found(HowFound::Bundled);
         setup.adapt_eval_interval();
-        assert_eq!(setup.text("training.eval_every"), Some(BUNDLED_EVAL_EVERY), "bundled subsets");
+        assert_eq!(
+            setup.text("training.eval_every"),
+            Some(BUNDLED_EVAL_EVERY),
+            "bundled subsets"
+        );
         setup.data = data_found(HowFound::CommandLine);
         setup.adapt_eval_interval();
         assert_eq!(
@@ -1183,7 +1190,11 @@ mod tests {
         setup.set_text("training.eval_every", "5");
         setup.data = data_found(HowFound::Bundled);
         setup.adapt_eval_interval();
-        assert_eq!(setup.text("training.eval_every"), Some("5"), "a typed interval stays");
+        assert_eq!(
+            setup.text("training.eval_every"),
+            Some("5"),
+            "a typed interval stays"
+        );
     }
 
     #[test]
