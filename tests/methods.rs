@@ -93,6 +93,34 @@ fn run_spec(config: &ExperimentConfig, method: &str) -> (usize, RunSpec) {
         .unwrap_or_else(|| panic!("no run of {method} in {:?}", config.methods))
 }
 
+/// Checks that the events a run sent while training give its baseline and accuracy matrix,
+/// row by row in task order, as the result stores them.
+fn check_live_matrix(events: &mpsc::Receiver<RunEvent>, result: &RunResult) {
+    let mut baseline = None;
+    let mut rows = Vec::new();
+    for event in events.try_iter() {
+        match event {
+            RunEvent::Baseline { accuracy, .. } => baseline = Some(accuracy),
+            RunEvent::TaskEnded { task, accuracy, .. } => {
+                assert_eq!(
+                    task,
+                    rows.len(),
+                    "{}: rows arrive in task order",
+                    result.label
+                );
+                rows.push(accuracy);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        baseline, result.baseline,
+        "{}: baseline event",
+        result.label
+    );
+    assert_eq!(rows, result.accuracy, "{}: row events", result.label);
+}
+
 /// Trains the run of `method` through every task and returns its result and weights.
 fn train(
     config: &ExperimentConfig,
@@ -100,7 +128,7 @@ fn train(
     method: &str,
 ) -> (RunResult, RunArtifacts) {
     let (index, run) = run_spec(config, method);
-    let (sender, _receiver) = mpsc::channel::<RunEvent>();
+    let (sender, receiver) = mpsc::channel::<RunEvent>();
     let cancel = AtomicBool::new(false);
     let (result, artifacts) =
         run_one_with_artifacts(&gpu(), config, prepared, &run, index, &sender, &cancel);
@@ -111,6 +139,8 @@ fn train(
         run.label,
         result.message
     );
+    drop(sender);
+    check_live_matrix(&receiver, &result);
     assert_eq!(
         artifacts.weights_after_task.len(),
         prepared.tasks.len(),

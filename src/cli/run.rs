@@ -192,6 +192,8 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                 last.1 = point.loss;
                 last.2 = point.penalty;
             }
+            // The log line after each task already gives the row.
+            RunEvent::Baseline { .. } | RunEvent::TaskEnded { .. } => {}
             RunEvent::Log(message) => {
                 let _ = writeln!(
                     stderr,

@@ -71,6 +71,23 @@ pub enum RunEvent {
         /// The point, as stored in the results.
         point: CurvePoint,
     },
+    /// The accuracy on every task before training, the matrix's row 0, was measured.
+    Baseline {
+        /// Run index.
+        run: usize,
+        /// Test accuracy on each task, as a fraction.
+        accuracy: Vec<f64>,
+    },
+    /// Training on one task ended and the full test sets were measured: one row of the
+    /// accuracy matrix.
+    TaskEnded {
+        /// Run index.
+        run: usize,
+        /// The task just trained.
+        task: usize,
+        /// Test accuracy on each task, as a fraction.
+        accuracy: Vec<f64>,
+    },
     /// A message for the log.
     Log(String),
     /// The run ended, in any status.
@@ -494,7 +511,12 @@ fn train_run(
         task_count
     );
 
-    result.baseline = Some(prepared.evaluate_all(&mut trainer, true).map_err(gpu)?);
+    let baseline = prepared.evaluate_all(&mut trainer, true).map_err(gpu)?;
+    let _ = events.send(RunEvent::Baseline {
+        run: index,
+        accuracy: baseline.clone(),
+    });
+    result.baseline = Some(baseline);
     let mut rng = Rng::derive(config.seed, "batch order");
     let mut step: u64 = 0;
     let (mut images, mut targets) = (Vec::new(), Vec::new());
@@ -518,7 +540,7 @@ fn train_run(
                 );
                 step += 1;
                 steps_since_point += 1;
-                if step % 10 == 0 {
+                if step.is_multiple_of(10) {
                     let _ = events.send(RunEvent::Step {
                         run: index,
                         task: t,
@@ -573,6 +595,11 @@ fn train_run(
                 .collect::<Vec<_>>()
                 .join(", ")
         )));
+        let _ = events.send(RunEvent::TaskEnded {
+            run: index,
+            task: t,
+            accuracy: row.clone(),
+        });
         result.accuracy.push(row);
         let weights = trainer.params().map_err(gpu)?;
         artifacts.weights_after_task.push(weights.clone());

@@ -332,7 +332,11 @@ fn penalty_is_zero_at_anchor_and_grows_away() {
     let mut rng = Rng::new(19);
     let importance: Vec<f32> = (0..anchor.len()).map(|_| rng.uniform(0.0, 2.0)).collect();
     let mut trainer = GpuTrainer::new(context(), net.clone(), &anchor, OptimizerKind::adam(1e-3));
-    trainer.set_penalty(&[anchor.clone()], &[importance.clone()], 50.0);
+    trainer.set_penalty(
+        std::slice::from_ref(&anchor),
+        std::slice::from_ref(&importance),
+        50.0,
+    );
     assert_eq!(
         trainer.penalty_value().expect("penalty read back"),
         0.0,

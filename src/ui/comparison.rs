@@ -172,7 +172,11 @@ impl ComparisonView {
                 .state
                 .name()
                 .cmp(session.progress[b].state.name()),
-            SortColumn::TaskAccuracy(task) => by_number(&|run| final_accuracy(run, task)),
+            SortColumn::TaskAccuracy(task) => compare_missing_last(
+                final_accuracy(session, a, task),
+                final_accuracy(session, b, task),
+                self.descending,
+            ),
             SortColumn::AverageAccuracy => by_number(&|run| run.metrics.average_accuracy),
             SortColumn::BackwardTransfer => by_number(&|run| run.metrics.backward_transfer),
             SortColumn::Forgetting => by_number(&|run| run.metrics.forgetting.mean),
@@ -412,7 +416,7 @@ impl ComparisonView {
                     };
                     ui.add(ProgressBar::new(progress.fraction()).desired_width(170.0).text(text));
                     for task in 0..results.tasks.len() {
-                        ui.label(percent(final_accuracy(run, task)));
+                        ui.label(percent(final_accuracy(session, index, task)));
                     }
                     ui.label(percent(run.metrics.average_accuracy));
                     ui.label(signed_points(run.metrics.backward_transfer));
@@ -545,9 +549,18 @@ fn compare_missing_last(a: Option<f64>, b: Option<f64>, descending: bool) -> Ord
     }
 }
 
-/// Accuracy on `task` in the last row of the accuracy matrix, as a fraction.
-fn final_accuracy(run: &RunResult, task: usize) -> Option<f64> {
-    run.accuracy.last().and_then(|row| row.get(task).copied())
+/// Accuracy of run `index` on `task` in the last row of its accuracy matrix, as a fraction,
+/// once the run has ended. While it trains, the rows so far fill the heat map but are not
+/// final.
+fn final_accuracy(session: &Session, index: usize, task: usize) -> Option<f64> {
+    let ended = session
+        .progress
+        .get(index)
+        .is_some_and(|progress| !progress.state.is_active());
+    let run = session.results.runs.get(index)?;
+    ended
+        .then(|| run.accuracy.last().and_then(|row| row.get(task).copied()))
+        .flatten()
 }
 
 fn status_text(state: RunState) -> RichText {

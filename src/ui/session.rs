@@ -146,28 +146,12 @@ impl Session {
         notifier: Notifier,
     ) -> Self {
         let runs = expand_runs(&config);
-        let mut results = Results::new(config.clone(), DeviceInfo::default());
-        results.runs = runs.iter().map(RunResult::new).collect();
-        let cancel_flags: Vec<Arc<AtomicBool>> = runs
-            .iter()
-            .map(|_| Arc::new(AtomicBool::new(false)))
-            .collect();
-
-        let mut session = Self {
-            id,
-            progress: results.runs.iter().map(|_| RunProgress::queued()).collect(),
-            results,
-            phase: Phase::Preparing("starting".to_owned()),
-            cancel_flags: cancel_flags.clone(),
-            started: Instant::now(),
-            wall_time: None,
-        };
-
+        let mut session = Self::waiting(id, &config);
         let worker = Worker {
             id,
             config,
             runs,
-            cancel_flags,
+            cancel_flags: session.cancel_flags.clone(),
             training_threads: training_threads.max(1),
             gpu,
             notifier: notifier.clone(),
@@ -184,6 +168,25 @@ impl Session {
             session.phase = Phase::Failed;
         }
         session
+    }
+
+    /// A session whose runs all wait, with no thread started.
+    fn waiting(id: u64, config: &ExperimentConfig) -> Self {
+        let mut results = Results::new(config.clone(), DeviceInfo::default());
+        results.runs = expand_runs(config).iter().map(RunResult::new).collect();
+        Self {
+            id,
+            progress: results.runs.iter().map(|_| RunProgress::queued()).collect(),
+            cancel_flags: results
+                .runs
+                .iter()
+                .map(|_| Arc::new(AtomicBool::new(false)))
+                .collect(),
+            results,
+            phase: Phase::Preparing("starting".to_owned()),
+            started: Instant::now(),
+            wall_time: None,
+        }
     }
 
     /// Returns whether any run may still train.
@@ -283,6 +286,24 @@ impl Session {
                 }
                 if let Some(result) = self.results.runs.get_mut(run) {
                     result.curve.push(point);
+                }
+                Vec::new()
+            }
+            RunEvent::Baseline { run, accuracy } => {
+                if let Some(result) = self.results.runs.get_mut(run) {
+                    result.baseline = Some(accuracy);
+                }
+                Vec::new()
+            }
+            RunEvent::TaskEnded {
+                run,
+                task,
+                accuracy,
+            } => {
+                if let Some(result) = self.results.runs.get_mut(run)
+                    && result.accuracy.len() == task
+                {
+                    result.accuracy.push(accuracy);
                 }
                 Vec::new()
             }
@@ -490,4 +511,40 @@ fn train_catching_panics(train: impl FnOnce() -> RunResult, run: &RunSpec) -> Ru
         result.update_metrics();
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_rows_arrive_while_run_trains() {
+        let config = ExperimentConfig::preset("seed").expect("the seed preset exists");
+        let mut session = Session::waiting(1, &config);
+        let run = |event| SessionEvent::Run(event);
+
+        session.apply(run(RunEvent::Baseline {
+            run: 0,
+            accuracy: vec![0.1, 0.12],
+        }));
+        session.apply(run(RunEvent::TaskEnded {
+            run: 0,
+            task: 0,
+            accuracy: vec![0.95, 0.2],
+        }));
+        // A row out of order is dropped rather than put in the wrong place.
+        session.apply(run(RunEvent::TaskEnded {
+            run: 0,
+            task: 2,
+            accuracy: vec![0.5, 0.5],
+        }));
+
+        let result = &session.results.runs[0];
+        assert_eq!(result.baseline, Some(vec![0.1, 0.12]), "baseline");
+        assert_eq!(result.accuracy, vec![vec![0.95, 0.2]], "rows so far");
+        assert!(
+            session.results.runs[1].accuracy.is_empty(),
+            "other runs keep an empty matrix"
+        );
+    }
 }
