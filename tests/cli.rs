@@ -5,8 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ewc_workbench::data::{self, Dataset};
 use ewc_workbench::experiment::config::Method;
-use ewc_workbench::experiment::results::{CSV_HEADER, RESULTS_FORMAT, load_results};
+use ewc_workbench::experiment::results::{
+    CSV_HEADER, RESULTS_FORMAT, Results, RunResult, load_results,
+};
 
 /// Environment variable naming the data directory that subcommands search first.
 const DATA_DIR_ENV: &str = "EWC_WORKBENCH_DATA";
@@ -184,6 +187,107 @@ fn run_writes_results_and_table() {
     }
 
     fs::remove_dir_all(&out).ok();
+}
+
+/// Writes `dataset` as a CSV file with a header row: the label, then the 784 pixels.
+fn write_csv(dataset: &Dataset, path: &Path) {
+    let mut text = String::from("label");
+    for pixel in 0..dataset.rows * dataset.cols {
+        text.push_str(&format!(",pixel{pixel}"));
+    }
+    text.push('\n');
+    for index in 0..dataset.len() {
+        text.push_str(&dataset.labels[index].to_string());
+        for pixel in dataset.image(index) {
+            text.push_str(&format!(",{pixel}"));
+        }
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
+}
+
+/// Runs `run` with the settings shared by the custom-sequence comparison, plus `extra`.
+fn run_small(out: &Path, extra: &[&str]) -> Results {
+    let mut args = vec![
+        "run",
+        "--limit",
+        "96",
+        "--methods",
+        "finetune",
+        "--set",
+        "training.eval_every=3",
+        "--set",
+        "training.eval_limit=100",
+        "--out",
+        out.to_str().expect("temporary path is UTF-8"),
+    ];
+    args.extend_from_slice(extra);
+    let output = workbench(&args);
+    assert_success(&args, &output);
+    load_results(&out.join("results.json"))
+        .unwrap_or_else(|error| panic!("results.json from run --out: {error}"))
+}
+
+#[test]
+fn custom_sequence_from_idx_and_csv_matches_seed() {
+    let dir = fresh_dir("custom");
+    let bundled = bundled_dir();
+    let fashion = data::load_mnist_dir(&bundled.join("fashion-mnist"), "fashion-mnist")
+        .expect("bundled Fashion-MNIST loads");
+    write_csv(&fashion.train, &dir.join("fashion-train.csv"));
+    write_csv(&fashion.test, &dir.join("fashion-test.csv"));
+    let mnist = bundled.join("mnist");
+    let idx = |file: &str| mnist.join(file).display().to_string();
+    // The CSV paths are relative: `run --config` reads them from the config file's folder.
+    let config = format!(
+        r#"{{"name": "custom", "sequence": {{"kind": "custom", "datasets": [
+            {{"format": "idx", "name": "mnist",
+              "train_images": {:?}, "train_labels": {:?},
+              "test_images": {:?}, "test_labels": {:?}}},
+            {{"format": "csv", "name": "fashion-mnist",
+              "train": "fashion-train.csv", "test": "fashion-test.csv"}}]}},
+            "architecture": {{"kind": "seed-cnn"}},
+            "methods": [{{"method": "finetune"}}]}}"#,
+        idx("train-images-idx3-ubyte.gz"),
+        idx("train-labels-idx1-ubyte.gz"),
+        idx("t10k-images-idx3-ubyte.gz"),
+        idx("t10k-labels-idx1-ubyte.gz"),
+    );
+    let config_path = dir.join("custom.json");
+    fs::write(&config_path, config).expect("writing the custom experiment");
+
+    let custom = run_small(
+        &dir.join("custom-out"),
+        &[
+            "--config",
+            config_path.to_str().expect("temporary path is UTF-8"),
+        ],
+    );
+    let seed = run_small(
+        &dir.join("seed-out"),
+        &[
+            "--preset",
+            "seed",
+            "--data-dir",
+            bundled.to_str().expect("bundled data path is UTF-8"),
+        ],
+    );
+
+    assert_eq!(custom.tasks, ["mnist", "fashion-mnist"], "task names");
+    let (custom_run, seed_run) = (&custom.runs[0], &seed.runs[0]);
+    assert_eq!(custom_run.accuracy.len(), 2, "rows of the accuracy matrix");
+    // The same images in the same order with the same seed train the same weights, so every
+    // number must agree with the seed experiment read from IDX files alone.
+    assert_eq!(custom_run.baseline, seed_run.baseline, "baseline");
+    assert_eq!(custom_run.accuracy, seed_run.accuracy, "accuracy matrix");
+    let curve = |run: &RunResult| {
+        run.curve
+            .iter()
+            .map(|point| (point.step, point.accuracy.clone(), point.loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(curve(custom_run), curve(seed_run), "curve points");
+    fs::remove_dir_all(&dir).ok();
 }
 
 // --- Invalid input -----------------------------------------------------------------------------
