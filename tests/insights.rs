@@ -85,9 +85,10 @@ fn insights_of<'a>(results: &'a Results, method: &str) -> &'a RunInsights {
         .unwrap_or_else(|| panic!("{}: no insights recorded", run.label))
 }
 
-/// Compares insights read back from a file with those written. The stored vectors are base64
-/// and must match bit for bit. The distances are decimal JSON numbers, which serde_json (without
-/// its `float_roundtrip` feature) may read back one unit in the last place off.
+/// Compares insights read back from a file with those written, bit for bit: the stored vectors
+/// are base64, and the distances are decimal JSON numbers that serde_json writes in the
+/// shortest form that reads back exactly (with its `float_roundtrip` feature, which the crate
+/// turns on).
 fn assert_same_insights(read: Option<&RunInsights>, written: Option<&RunInsights>, label: &str) {
     let (Some(read), Some(written)) = (read, written) else {
         assert_eq!(
@@ -112,10 +113,7 @@ fn assert_same_insights(read: Option<&RunInsights>, written: Option<&RunInsights
         written.distances.len(),
         "{label}: distance count"
     );
-    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs(),
-        (a, b) => a == b,
-    };
+    let same = |a: Option<f64>, b: Option<f64>| a.map(f64::to_bits) == b.map(f64::to_bits);
     for (a, b) in read.distances.iter().zip(&written.distances) {
         assert_eq!(
             (a.step, a.task),
@@ -123,12 +121,12 @@ fn assert_same_insights(read: Option<&RunInsights>, written: Option<&RunInsights
             "{label}: distance point"
         );
         assert!(
-            close(a.euclidean, b.euclidean),
+            same(a.euclidean, b.euclidean),
             "{label}: ‖θ − θ*‖ at step {}",
             b.step
         );
         assert!(
-            close(a.fisher_weighted, b.fisher_weighted),
+            same(a.fisher_weighted, b.fisher_weighted),
             "{label}: Σ F (θ − θ*)² at {}",
             b.step
         );

@@ -727,6 +727,26 @@ mod tests {
         assert_eq!(parsed, results, "results survive a round trip");
     }
 
+    #[test]
+    fn json_numbers_read_back_to_the_same_bits() {
+        // Accuracies, losses and distances over many magnitudes, with all 52 fraction bits in
+        // use: these are the numbers whose last bit a fast decimal parser can get wrong.
+        let mut rng = crate::rng::Rng::new(7);
+        let values: Vec<f64> = (0..20_000)
+            .map(|i| rng.next_f64() * 10f64.powi(i % 40 - 20))
+            .collect();
+
+        let json = serde_json::to_string(&values).expect("numbers serialize");
+        let parsed: Vec<f64> = serde_json::from_str(&json).expect("written numbers parse");
+
+        let differing = values
+            .iter()
+            .zip(&parsed)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differing, 0, "numbers that read back with other bits");
+    }
+
     /// Adds insights with stored weights and one Fisher diagonal to the ewc run.
     fn with_insights(mut results: Results) -> Results {
         use crate::experiment::insights::{
