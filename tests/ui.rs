@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 use ewc_workbench::experiment::config::Method;
-use ewc_workbench::experiment::results::{Results, RunStatus};
+use ewc_workbench::experiment::results::{Results, RunResult, RunStatus};
 use ewc_workbench::gpu::GpuContext;
 use ewc_workbench::ui::{PlotFigure, WorkbenchApp, write_plot_png};
 
@@ -402,6 +402,72 @@ fn stop_all_cancels_waiting_runs() {
         cancelled_cells, 3,
         "the summary table should show every run as cancelled"
     );
+}
+
+#[test]
+fn two_runs_at_a_time_train_the_same_numbers() {
+    let methods = [Method::Finetune, Method::L2, Method::Ewc];
+    let mut one_at_a_time = start_app();
+    set_up_tiny_experiment(&mut one_at_a_time, &methods);
+    let sequential = click_run_and_wait(&mut one_at_a_time);
+    drop(one_at_a_time);
+
+    let mut harness = start_app();
+    set_up_tiny_experiment(&mut harness, &methods);
+    app_mut(&mut harness).setup_mut().set_training_threads(2);
+    harness.step();
+    topmost_node(&harness, "Run").click();
+    harness.step();
+    // Watch the summary table's status column, as a user would.
+    let mut most_running = 0;
+    let started = Instant::now();
+    while app(&harness).is_running() && started.elapsed() < TINY_RUN_TIMEOUT {
+        harness.step();
+        most_running = most_running.max(harness.query_all_by_label("running").count());
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !app(&harness).is_running(),
+        "the experiment should finish within {TINY_RUN_TIMEOUT:?}"
+    );
+    harness.step();
+    let parallel = app(&harness)
+        .results()
+        .cloned()
+        .expect("a finished experiment has results");
+
+    assert_eq!(most_running, 2, "runs shown training at the same time");
+    assert_eq!(parallel.runs.len(), sequential.runs.len(), "runs");
+    // Each run has its own weights, optimizer and seeded batch order, so training two at a
+    // time must not change a single number.
+    let numbers = |run: &RunResult| {
+        let curve: Vec<_> = run
+            .curve
+            .iter()
+            .map(|point| {
+                (
+                    point.step,
+                    point.accuracy.clone(),
+                    point.loss,
+                    point.penalty,
+                )
+            })
+            .collect();
+        (
+            run.status,
+            run.baseline.clone(),
+            run.accuracy.clone(),
+            curve,
+        )
+    };
+    for (a, b) in parallel.runs.iter().zip(&sequential.runs) {
+        assert_eq!(a.label, b.label, "run order");
+        assert!(
+            numbers(a) == numbers(b),
+            "{}: results differ when two runs train at a time",
+            a.label
+        );
+    }
 }
 
 #[test]
