@@ -85,15 +85,21 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 // the invocation also writes the two 2x2 max-pooled values of its block into `extra`, which
 // saves the pool's own pass (the block rows and columns must then start at even positions,
 // as they do).
-// x = ox / 4, y = oy / 2, z = n.
-@compute @workgroup_size(8, 8)
-fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let ox = 4u * gid.x;
-    let oy = 2u * gid.y;
-    let n = gid.z;
-    if (ox >= cfg.out_width || oy >= cfg.out_height || n >= cfg.batch) {
+// The grid is flat, block after block of each sample in turn, so no workgroup lane idles at
+// the edge of a plane (26x26 outputs make 7x13 blocks, which 8x8 workgroups would fill to 71 %).
+@compute @workgroup_size(64)
+fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let block_columns = (cfg.out_width + 3u) / 4u;
+    let blocks = block_columns * ((cfg.out_height + 1u) / 2u);
+    let i = flat_index(gid, groups);
+    let n = i / blocks;
+    if (n >= cfg.batch) {
         return;
     }
+    let block = i - n * blocks;
+    let by = block / block_columns;
+    let ox = 4u * (block - by * block_columns);
+    let oy = 2u * by;
     let w = cfg.in_width;
     let plane = cfg.out_height * cfg.out_width;
     let out0 = n * cfg.out_channels * plane + oy * cfg.out_width + ox;

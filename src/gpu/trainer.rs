@@ -1239,8 +1239,8 @@ impl GpuTrainer {
                         &self.unused
                     };
                     pooled_already = pool_next;
-                    let grid =
-                        Grid::Planes(c.out_width().div_ceil(4), c.out_height().div_ceil(2), n);
+                    let blocks = c.out_width().div_ceil(4) * c.out_height().div_ceil(2);
+                    let grid = Grid::Linear(blocks * n);
                     Dispatch::new(
                         device,
                         &k.conv_forward_3x3,
