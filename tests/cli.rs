@@ -348,6 +348,35 @@ fn run_rejects_unknown_method() {
 }
 
 #[test]
+fn run_refuses_a_batch_too_large_for_the_adapter() {
+    let out = fresh_dir("huge-batch");
+    let out_arg = out.to_str().expect("temporary path is UTF-8");
+    let args = [
+        "run",
+        "--methods",
+        "finetune",
+        "--limit",
+        "64",
+        "--set",
+        "training.batch_size=1000000",
+        "--out",
+        out_arg,
+    ];
+    let output = workbench(&args);
+    assert_failure(&args, &output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("a batch of 1000000 does not fit") && stderr.contains("or less"),
+        "the error should say the batch does not fit and what fits:\n{stderr}"
+    );
+    assert!(
+        !out.join("results.json").exists(),
+        "nothing was trained, so no results file should be written"
+    );
+    fs::remove_dir_all(&out).ok();
+}
+
+#[test]
 fn inspect_rejects_missing_and_text_files() {
     let dir = fresh_dir("inspect");
     let missing = dir.join("missing-labels-idx1-ubyte.gz");

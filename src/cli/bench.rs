@@ -114,6 +114,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn bench_gpu(args: &BenchArgs, net: Network) -> anyhow::Result<Vec<Measurement>> {
     let ctx = GpuContext::new()?;
+    ewc_workbench::gpu::check_batch(&ctx, &net, args.batch)?;
     let adapter = ctx.adapter.name.clone();
     let params = net.init_params(0);
     let mut trainer = GpuTrainer::new(ctx, net, &params, OptimizerKind::adam(1e-3));

@@ -107,6 +107,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let tasks = runner::load_tasks(&config, config.data_dir.as_deref())?;
     let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed);
     let ctx = GpuContext::new()?;
+    runner::check_fits(&ctx, &config, &prepared)?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     {

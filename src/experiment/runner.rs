@@ -23,7 +23,7 @@ use super::config::{
 use super::insights::{FisherCache, FisherEstimator, FisherRecord, FisherSource, InsightRecorder};
 use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus};
 use crate::data::{self, DataError, Task};
-use crate::gpu::{GpuContext, GpuError, GpuTrainer};
+use crate::gpu::{self, GpuContext, GpuError, GpuTrainer};
 use crate::methods::{self, MethodState, head_for};
 use crate::model::{IMAGE_PIXELS, Network};
 use crate::reference::OptimizerKind;
@@ -285,6 +285,21 @@ pub fn run_experiment(
     results
 }
 
+/// Checks, before any run starts, that the experiment's training batches fit on `ctx`'s
+/// adapter.
+///
+/// # Errors
+///
+/// [`GpuError::BatchTooLarge`] with the largest batch that fits.
+pub fn check_fits(
+    ctx: &GpuContext,
+    config: &ExperimentConfig,
+    prepared: &PreparedTasks,
+) -> Result<(), GpuError> {
+    let net = Network::new(&config.architecture, &prepared.head_outputs());
+    gpu::check_batch(ctx, &net, config.training.batch_size)
+}
+
 /// What a run leaves besides its results: the weights after each finished task and the
 /// Fisher diagonal of each task the method estimated one for.
 #[derive(Debug, Clone, Default)]
@@ -485,9 +500,10 @@ fn train_run(
 ) -> Result<RunStatus, String> {
     let mut method = MethodState::new(run.method.clone());
     let net = Network::new(&config.architecture, &prepared.head_outputs());
+    let gpu = |e: GpuError| e.to_string();
+    gpu::check_batch(ctx, &net, config.training.batch_size).map_err(gpu)?;
     let params = net.init_params(config.seed);
     let mut trainer = GpuTrainer::new(ctx.clone(), net, &params, optimizer_kind(config));
-    let gpu = |e: GpuError| e.to_string();
     let training = &config.training;
     let task_count = prepared.tasks.len();
 

@@ -6,7 +6,9 @@
 
 mod trainer;
 
-pub use trainer::{Distillation, EvalResult, FisherKind, GpuTrainer, TrainStats};
+pub use trainer::{
+    Distillation, EvalResult, FisherKind, GpuTrainer, TrainStats, check_batch, max_batch,
+};
 
 use std::sync::Arc;
 
@@ -32,6 +34,24 @@ pub enum GpuError {
         adapter: String,
         /// The driver's reason.
         source: wgpu::RequestDeviceError,
+    },
+    /// The batch's buffers would exceed what the adapter allows in one storage binding.
+    #[error(
+        "a batch of {requested} does not fit on {adapter}: one buffer of the network would hold \
+         {needed_mib:.0} MiB, and the adapter allows {limit_mib:.0} MiB; use a batch size of \
+         {largest} or less"
+    )]
+    BatchTooLarge {
+        /// The batch size asked for.
+        requested: usize,
+        /// The largest batch that fits.
+        largest: usize,
+        /// Size of the largest buffer at the requested batch, in MiB.
+        needed_mib: f64,
+        /// The adapter's limit for one storage binding, in MiB.
+        limit_mib: f64,
+        /// Adapter name.
+        adapter: String,
     },
     /// Reading a buffer back from the GPU failed.
     #[error("reading results back from the GPU failed: {0}")]

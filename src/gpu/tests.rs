@@ -508,3 +508,36 @@ fn distillation_of_old_heads_adds_their_gradients() {
         stats.mean_distillation
     );
 }
+
+#[test]
+fn largest_batch_fits_and_one_more_is_refused() {
+    let ctx = context();
+    let net = Network::new(&Architecture::SeedCnn, &[10]);
+    // The seed CNN's widest buffer is conv1's output: 32 channels of 26×26 floats per sample.
+    let widest_bytes = 32 * 26 * 26 * 4;
+    let largest = max_batch(&ctx, &net);
+
+    assert_eq!(
+        largest as u64,
+        ctx.max_binding / widest_bytes,
+        "largest batch"
+    );
+    check_batch(&ctx, &net, largest).expect("the largest batch fits");
+    match check_batch(&ctx, &net, largest + 1) {
+        Err(GpuError::BatchTooLarge { largest: named, .. }) => {
+            assert_eq!(named, largest, "the error names the largest batch");
+        }
+        other => panic!("one more than the largest batch gave {other:?}"),
+    }
+    // A training step at the largest batch runs without a validation error, where the limit
+    // is small enough to try it quickly (lavapipe's is 1,551 samples).
+    if largest <= 4096 {
+        let params = net.init_params(3);
+        let images = random_images(largest, 5);
+        let targets = random_targets(largest, 10, 6);
+        let mut trainer = GpuTrainer::new(ctx, net, &params, OptimizerKind::adam(1e-3));
+        trainer.train_step(&images, &targets, 0);
+        let stats = trainer.take_train_stats().expect("training sums read back");
+        assert_eq!(stats.batches, 1, "one batch trained");
+    }
+}

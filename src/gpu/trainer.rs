@@ -325,6 +325,52 @@ fn uniform<T: Pod>(device: &wgpu::Device, value: &T) -> wgpu::Buffer {
     })
 }
 
+/// Floats per sample in the largest buffer a batch needs: an activation, the input images,
+/// the logits or the convolution's partial sums.
+fn floats_per_sample(net: &Network) -> usize {
+    let partials = net
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::ConvRelu(c) => Some(c.weight_len() + c.out_channels),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    net.layers
+        .iter()
+        .map(Layer::output_len)
+        .chain([IMAGE_PIXELS, partials, net.max_head_outputs(), 4])
+        .max()
+        .unwrap_or(IMAGE_PIXELS)
+}
+
+/// The largest batch whose every buffer fits one storage binding on `ctx`'s adapter. Training
+/// needs the whole batch in one buffer; evaluation and the Fisher pass split larger requests.
+pub fn max_batch(ctx: &GpuContext, net: &Network) -> usize {
+    (ctx.max_binding / floats(floats_per_sample(net))).max(1) as usize
+}
+
+/// Checks that training batches of `batch` samples fit on `ctx`'s adapter.
+///
+/// # Errors
+///
+/// [`GpuError::BatchTooLarge`] with the largest batch that fits.
+pub fn check_batch(ctx: &GpuContext, net: &Network, batch: usize) -> Result<(), GpuError> {
+    let largest = max_batch(ctx, net);
+    if batch <= largest {
+        return Ok(());
+    }
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    Err(GpuError::BatchTooLarge {
+        requested: batch,
+        largest,
+        needed_mib: mib(floats(batch * floats_per_sample(net))),
+        limit_mib: mib(ctx.max_binding),
+        adapter: ctx.adapter.name.clone(),
+    })
+}
+
 /// The invocations a dispatch needs, in the shape its entry point indexes them.
 #[derive(Debug, Clone, Copy)]
 enum Grid {
@@ -921,18 +967,9 @@ impl GpuTrainer {
         self.ctx.queue.submit([encoder.finish()]);
     }
 
-    /// Largest batch not above `requested` whose biggest activation fits one storage binding.
+    /// Largest batch not above `requested` whose biggest buffer fits one storage binding.
     fn fit_batch(&self, requested: usize) -> usize {
-        let widest = self
-            .net
-            .layers
-            .iter()
-            .map(Layer::output_len)
-            .chain([IMAGE_PIXELS])
-            .max()
-            .unwrap_or(IMAGE_PIXELS);
-        let fitting = (self.ctx.max_binding / floats(widest)).max(1) as usize;
-        requested.clamp(1, fitting)
+        requested.clamp(1, max_batch(&self.ctx, &self.net))
     }
 
     fn write_optimizer_config(&self) {

@@ -432,6 +432,14 @@ impl Worker {
                 return;
             }
         };
+        if let Err(error) = runner::check_fits(&context, &self.config, &prepared) {
+            let hint = "lower the batch size in the setup panel, then click Run again";
+            notify(SessionEvent::Failed(LogLine::error(
+                error.to_string(),
+                hint,
+            )));
+            return;
+        }
         notify(SessionEvent::Ready {
             device: runner::device_info(&context),
             tasks: task_names,
