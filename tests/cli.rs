@@ -119,6 +119,39 @@ fn run_writes_results_and_table() {
         ["finetune", "ewc λ=1000"],
         "results.json: run labels"
     );
+    let data: Vec<(&str, PathBuf, &str, usize, usize)> = results
+        .data
+        .iter()
+        .map(|record| {
+            (
+                record.task.as_str(),
+                record.source.clone(),
+                record.origin.as_str(),
+                record.train_images,
+                record.test_images,
+            )
+        })
+        .collect();
+    assert_eq!(
+        data,
+        [
+            (
+                "mnist",
+                data_dir.join("mnist"),
+                "from --data-dir",
+                128,
+                1000
+            ),
+            (
+                "fashion-mnist",
+                data_dir.join("fashion-mnist"),
+                "from --data-dir",
+                128,
+                1000
+            ),
+        ],
+        "results.json: where each task's images came from"
+    );
 
     for run in &results.runs {
         assert!(

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
+use ewc_workbench::data::HowFound;
 use ewc_workbench::experiment::config::{self, ExperimentConfig};
 use ewc_workbench::experiment::results::{RunStatus, comparison_table};
 use ewc_workbench::experiment::runner::{self, PreparedTasks, RunEvent};
@@ -104,8 +105,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create the output directory {}", dir.display()))?;
     }
-    let tasks = runner::load_tasks(&config, config.data_dir.as_deref())?;
-    let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed);
+    let (tasks, sources) = runner::load_tasks_with_sources(&config, config.data_dir.as_deref())?;
+    let prepared = PreparedTasks::new(tasks, config.head, config.training.eval_limit, config.seed)
+        .with_sources(sources);
+    warn_about_small_data(&prepared, config.training.limit);
     let ctx = GpuContext::new()?;
     runner::check_fits(&ctx, &config, &prepared)?;
 
@@ -157,6 +160,33 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Says on stderr when the tasks are the bundled subsets or fewer images than asked for, since
+/// the numbers then differ from those of the full sets.
+fn warn_about_small_data(prepared: &PreparedTasks, limit: Option<usize>) {
+    let records = prepared.data_records();
+    if let Some(limit) = limit {
+        for record in records.iter().filter(|record| record.train_images < limit) {
+            eprintln!(
+                "note: {} has {} training images, fewer than the limit of {limit}; it trains on \
+                 all of them",
+                record.task, record.train_images
+            );
+        }
+    }
+    let bundled: Vec<&str> = records
+        .iter()
+        .filter(|record| record.origin == HowFound::Bundled.to_string())
+        .map(|record| record.task.as_str())
+        .collect();
+    if !bundled.is_empty() {
+        eprintln!(
+            "note: {} train on the bundled subsets (a few thousand images per dataset), not the \
+             full datasets; pass --data-dir or set EWC_WORKBENCH_DATA for the full sets",
+            bundled.join(", ")
+        );
+    }
 }
 
 /// Prints one progress line per run (rewritten in place on a terminal) and the runner's logs.

@@ -38,7 +38,9 @@ pub use error::DataError;
 pub use idx::{Compression, ElementType, IdxHeader, IdxReader};
 pub use inspect::{FileFormat, FileReport, inspect};
 pub use load::{load_idx_pair, load_mnist_dir};
-pub use source::{DataSource, HowFound, find_data_dir, load_dataset, locate_dataset};
+pub use source::{
+    DataSource, HowFound, find_data_dir, load_dataset, load_located_dataset, locate_dataset,
+};
 pub use tasks::{
     Task, TaskData, custom, limit_training, permuted_mnist, rotated_mnist, seed_sequence,
     split_mnist,

@@ -118,6 +118,17 @@ pub fn locate_dataset(cli: Option<&Path>, dataset: &str) -> Result<DataSource, D
 /// # Errors
 /// Those of [`locate_dataset`] and [`load_mnist_dir`].
 pub fn load_dataset(cli: Option<&Path>, dataset: &str) -> Result<DatasetPair, DataError> {
+    load_located_dataset(cli, dataset).map(|(pair, _)| pair)
+}
+
+/// [`load_dataset`], also returning where the data was found.
+///
+/// # Errors
+/// Those of [`locate_dataset`] and [`load_mnist_dir`].
+pub fn load_located_dataset(
+    cli: Option<&Path>,
+    dataset: &str,
+) -> Result<(DatasetPair, DataSource), DataError> {
     let source = locate_dataset(cli, dataset)?;
     let pair = load_mnist_dir(&source.dir.join(dataset), dataset)?;
     info!(
@@ -125,7 +136,7 @@ pub fn load_dataset(cli: Option<&Path>, dataset: &str) -> Result<DatasetPair, Da
         pair.train.len(),
         pair.test.len()
     );
-    Ok(pair)
+    Ok((pair, source))
 }
 
 /// Applies the search order to a candidate list: an explicit first candidate is final,

@@ -303,6 +303,14 @@ pub enum DatasetSource {
 }
 
 impl DatasetSource {
+    /// The training images' file.
+    pub fn train_path(&self) -> &Path {
+        match self {
+            Self::Idx { train_images, .. } => train_images,
+            Self::Csv { train, .. } => train,
+        }
+    }
+
     /// Task name in results and plots.
     pub fn name(&self) -> &str {
         match self {

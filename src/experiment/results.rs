@@ -292,8 +292,29 @@ pub struct Results {
     pub device: DeviceInfo,
     /// Task names in training order.
     pub tasks: Vec<String>,
+    /// Where each task's images came from and how many the runs used, in training order.
+    /// Empty in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<TaskDataRecord>,
     /// One entry per run, in the order of the experiment's methods.
     pub runs: Vec<RunResult>,
+}
+
+/// Where one task's images came from, and how many of them the runs used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDataRecord {
+    /// Task name.
+    pub task: String,
+    /// The dataset's folder, such as `…/mnist`, or a custom task's training file.
+    pub source: PathBuf,
+    /// How the source was chosen: `from --data-dir`, `from EWC_WORKBENCH_DATA`,
+    /// `well-known location`, `bundled subsets` or `experiment file`.
+    pub origin: String,
+    /// Training images the runs used, after `training.limit`.
+    pub train_images: usize,
+    /// Test images behind each entry of the accuracy matrix.
+    pub test_images: usize,
 }
 
 impl Results {
@@ -303,6 +324,7 @@ impl Results {
             format: RESULTS_FORMAT.to_owned(),
             created: rfc3339_utc(SystemTime::now()),
             tasks: config.sequence.task_names(),
+            data: Vec::new(),
             config,
             device,
             runs: Vec::new(),
@@ -714,6 +736,13 @@ mod tests {
         finetune.update_metrics();
 
         results.runs = vec![ewc, finetune];
+        results.data = vec![TaskDataRecord {
+            task: "mnist".to_owned(),
+            source: PathBuf::from("/data/mnist"),
+            origin: "from --data-dir".to_owned(),
+            train_images: 60_000,
+            test_images: 10_000,
+        }];
         results
     }
 
@@ -725,6 +754,21 @@ mod tests {
         let parsed: Results = serde_json::from_str(&json).expect("written results parse");
 
         assert_eq!(parsed, results, "results survive a round trip");
+    }
+
+    #[test]
+    fn results_without_data_records_still_load() {
+        let mut results = sample_results();
+        results.data.clear();
+        let json = serde_json::to_string(&results).expect("results serialize");
+        assert!(
+            !json.contains("\"data\""),
+            "no data key when nothing was recorded"
+        );
+
+        let parsed: Results = serde_json::from_str(&json).expect("written results parse");
+
+        assert_eq!(parsed, results, "results from before data records");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! distance from the previous task's weights, and runs whose method estimates no Fisher get a
 //! Fisher pass at those weights after each task but the last.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -21,7 +21,7 @@ use super::config::{
     DatasetSource, ExperimentConfig, HeadMode, Optimizer, RunSpec, SequenceConfig, expand_runs,
 };
 use super::insights::{FisherCache, FisherEstimator, FisherRecord, FisherSource, InsightRecorder};
-use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus};
+use super::results::{CurvePoint, DeviceInfo, Results, RunResult, RunStatus, TaskDataRecord};
 use crate::data::{self, DataError, Task};
 use crate::gpu::{self, GpuContext, GpuError, GpuTrainer};
 use crate::methods::{self, MethodState, head_for};
@@ -110,6 +110,9 @@ pub struct PreparedTasks {
     test: Vec<(Vec<f32>, Vec<u32>)>,
     /// Per task: how many test images the curve points use (a prefix of a seeded shuffle).
     curve_samples: Vec<usize>,
+    /// Per task: where its images came from and how that place was chosen; empty when the
+    /// tasks were built without [`load_tasks_with_sources`].
+    sources: Vec<(PathBuf, String)>,
 }
 
 /// Loads the datasets a configuration names and builds its task sequence.
@@ -117,31 +120,56 @@ pub fn load_tasks(
     config: &ExperimentConfig,
     data_dir: Option<&Path>,
 ) -> Result<Vec<Task>, DataError> {
+    load_tasks_with_sources(config, data_dir).map(|(tasks, _)| tasks)
+}
+
+/// [`load_tasks`], also returning for each task the folder or file its images came from and
+/// how that was chosen, for [`PreparedTasks::with_sources`].
+pub fn load_tasks_with_sources(
+    config: &ExperimentConfig,
+    data_dir: Option<&Path>,
+) -> Result<(Vec<Task>, Vec<(PathBuf, String)>), DataError> {
     let data_dir = data_dir.or(config.data_dir.as_deref());
+    let located = |name: &str| -> Result<(data::DatasetPair, (PathBuf, String)), DataError> {
+        let (pair, source) = data::load_located_dataset(data_dir, name)?;
+        Ok((pair, (source.dir.join(name), source.how_found.to_string())))
+    };
+    let mut sources = Vec::new();
     let mut tasks = match &config.sequence {
         SequenceConfig::Seed => {
-            let mnist = data::load_dataset(data_dir, "mnist")?;
-            let fashion = data::load_dataset(data_dir, "fashion-mnist")?;
+            let (mnist, mnist_source) = located("mnist")?;
+            let (fashion, fashion_source) = located("fashion-mnist")?;
+            sources = vec![mnist_source, fashion_source];
             data::seed_sequence(mnist, fashion)
         }
         SequenceConfig::PermutedMnist { tasks } => {
-            data::permuted_mnist(&data::load_dataset(data_dir, "mnist")?, *tasks, config.seed)
+            let (mnist, source) = located("mnist")?;
+            sources = vec![source; *tasks];
+            data::permuted_mnist(&mnist, *tasks, config.seed)
         }
-        SequenceConfig::SplitMnist => data::split_mnist(&data::load_dataset(data_dir, "mnist")?),
+        SequenceConfig::SplitMnist => {
+            let (mnist, source) = located("mnist")?;
+            let tasks = data::split_mnist(&mnist);
+            sources = vec![source; tasks.len()];
+            tasks
+        }
         SequenceConfig::RotatedMnist { angles } => {
+            let (mnist, source) = located("mnist")?;
+            sources = vec![source; angles.len()];
             let angles: Vec<f32> = angles.iter().map(|&a| a as f32).collect();
-            data::rotated_mnist(&data::load_dataset(data_dir, "mnist")?, &angles)
+            data::rotated_mnist(&mnist, &angles)
         }
         SequenceConfig::Custom { datasets } => {
             let mut loaded = Vec::new();
             for source in datasets {
                 loaded.push((source.name().to_owned(), load_source(source)?));
+                sources.push((source.train_path().to_owned(), "experiment file".to_owned()));
             }
             data::custom(loaded)
         }
     };
     data::limit_training(&mut tasks, config.training.limit, config.seed);
-    Ok(tasks)
+    Ok((tasks, sources))
 }
 
 fn load_source(source: &DatasetSource) -> Result<data::DatasetPair, DataError> {
@@ -195,7 +223,34 @@ impl PreparedTasks {
             head_mode,
             test,
             curve_samples,
+            sources: Vec::new(),
         }
+    }
+
+    /// Attaches where each task's images came from, as [`load_tasks_with_sources`] returns it.
+    #[must_use]
+    pub fn with_sources(mut self, sources: Vec<(PathBuf, String)>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// Each task's data source and image counts, for the results file; empty when no sources
+    /// were attached.
+    pub fn data_records(&self) -> Vec<TaskDataRecord> {
+        if self.sources.len() != self.tasks.len() {
+            return Vec::new();
+        }
+        self.tasks
+            .iter()
+            .zip(&self.sources)
+            .map(|(task, (source, origin))| TaskDataRecord {
+                task: task.name.clone(),
+                source: source.clone(),
+                origin: origin.clone(),
+                train_images: task.train.len(),
+                test_images: task.test.len(),
+            })
+            .collect()
     }
 
     /// Output units each head needs.
@@ -255,6 +310,7 @@ pub fn run_experiment(
 ) -> Results {
     let mut results = Results::new(config.clone(), device_info(ctx));
     results.tasks = prepared.tasks.iter().map(|t| t.name.clone()).collect();
+    results.data = prepared.data_records();
     let fisher_cache = FisherCache::new();
     for (index, run) in expand_runs(config).iter().enumerate() {
         let result = if cancel.load(Ordering::Relaxed) {

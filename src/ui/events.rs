@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use crate::experiment::results::DeviceInfo;
+use crate::experiment::results::{DeviceInfo, TaskDataRecord};
 use crate::experiment::runner::RunEvent;
 
 use super::dialogs::FileAction;
@@ -49,6 +49,8 @@ pub enum SessionEvent {
         device: DeviceInfo,
         /// Task names in training order, from the loaded data.
         tasks: Vec<String>,
+        /// Where each task's images came from and how many the runs use.
+        data: Vec<TaskDataRecord>,
     },
     /// The runner reported progress.
     Run(RunEvent),

@@ -229,7 +229,11 @@ impl Session {
                 self.phase = Phase::Preparing(step);
                 Vec::new()
             }
-            SessionEvent::Ready { device, tasks } => {
+            SessionEvent::Ready {
+                device,
+                tasks,
+                data,
+            } => {
                 let line = LogLine::info(format!(
                     "training {} runs on {} ({})",
                     self.progress.len(),
@@ -238,6 +242,7 @@ impl Session {
                 ));
                 self.results.device = device;
                 self.results.tasks = tasks;
+                self.results.data = data;
                 self.phase = Phase::Training;
                 vec![line]
             }
@@ -401,8 +406,8 @@ impl Worker {
         let notify = |event| self.notifier.session(self.id, event);
 
         notify(SessionEvent::Preparing("loading data".to_owned()));
-        let tasks = match runner::load_tasks(&self.config, None) {
-            Ok(tasks) => tasks,
+        let (tasks, sources) = match runner::load_tasks_with_sources(&self.config, None) {
+            Ok(loaded) => loaded,
             Err(error) => {
                 let hint = "check the data directory or the dataset files in the setup panel; \
                             `ewc-workbench inspect FILE` describes what a file contains";
@@ -419,7 +424,8 @@ impl Worker {
             self.config.head,
             self.config.training.eval_limit,
             self.config.seed,
-        );
+        )
+        .with_sources(sources);
 
         notify(SessionEvent::Preparing("opening the GPU".to_owned()));
         let context = match self.gpu.get_or_open() {
@@ -443,6 +449,7 @@ impl Worker {
         notify(SessionEvent::Ready {
             device: runner::device_info(&context),
             tasks: task_names,
+            data: prepared.data_records(),
         });
 
         let (sender, receiver) = mpsc::channel::<RunEvent>();
