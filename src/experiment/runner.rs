@@ -112,8 +112,12 @@ pub struct PreparedTasks {
     curve_samples: Vec<usize>,
     /// Per task: where its images came from and how that place was chosen; empty when the
     /// tasks were built without [`load_tasks_with_sources`].
-    sources: Vec<(PathBuf, String)>,
+    sources: Vec<TaskSource>,
 }
+
+/// Where one task's images came from, and how that place was chosen (a [`data::HowFound`] as
+/// text, or `experiment file`).
+pub type TaskSource = (PathBuf, String);
 
 /// Loads the datasets a configuration names and builds its task sequence.
 pub fn load_tasks(
@@ -128,9 +132,9 @@ pub fn load_tasks(
 pub fn load_tasks_with_sources(
     config: &ExperimentConfig,
     data_dir: Option<&Path>,
-) -> Result<(Vec<Task>, Vec<(PathBuf, String)>), DataError> {
+) -> Result<(Vec<Task>, Vec<TaskSource>), DataError> {
     let data_dir = data_dir.or(config.data_dir.as_deref());
-    let located = |name: &str| -> Result<(data::DatasetPair, (PathBuf, String)), DataError> {
+    let located = |name: &str| -> Result<(data::DatasetPair, TaskSource), DataError> {
         let (pair, source) = data::load_located_dataset(data_dir, name)?;
         Ok((pair, (source.dir.join(name), source.how_found.to_string())))
     };
@@ -229,7 +233,7 @@ impl PreparedTasks {
 
     /// Attaches where each task's images came from, as [`load_tasks_with_sources`] returns it.
     #[must_use]
-    pub fn with_sources(mut self, sources: Vec<(PathBuf, String)>) -> Self {
+    pub fn with_sources(mut self, sources: Vec<TaskSource>) -> Self {
         self.sources = sources;
         self
     }
