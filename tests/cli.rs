@@ -494,6 +494,35 @@ fn bench_prints_json_measurements() {
 }
 
 #[test]
+fn adapter_name_that_matches_nothing_is_named() {
+    let args = ["devices"];
+    let output = Command::new(env!("CARGO_BIN_EXE_ewc-workbench"))
+        .args(args)
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter-7f3a")
+        .output()
+        .expect("failed to start ewc-workbench devices");
+    assert_failure(&args, &output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("WGPU_ADAPTER_NAME=no-such-adapter-7f3a")
+            && stderr.contains("unset the variable"),
+        "the error should name the filter and say how to change it, not ask for a driver:\n{stderr}"
+    );
+}
+
+#[test]
+fn run_says_cpu_backend_does_not_run_experiments() {
+    let args = ["run", "--backend", "cpu"];
+    let output = workbench(&args);
+    assert_failure(&args, &output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("--backend cpu does not run experiments"),
+        "stderr should say what --backend cpu is for:\n{stderr}"
+    );
+}
+
+#[test]
 fn devices_marks_one_adapter() {
     let args = ["devices"];
     let output = workbench(&args);

@@ -46,8 +46,10 @@ pub struct RunArgs {
     /// Seed for initialisation, batch order, permutations and Fisher samples.
     #[arg(long)]
     seed: Option<u64>,
-    /// Where training runs: gpu (any wgpu adapter, including software renderers) or cpu.
-    #[arg(long, default_value = "gpu")]
+    /// Where training runs: gpu, any wgpu adapter, software renderers included. The plain-Rust
+    /// reference (cpu) checks the kernels and is timed by `bench --backend cpu`, but does not
+    /// run experiments.
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
     backend: String,
     /// Write results.json, results.csv and the plots here.
     #[arg(long)]
@@ -92,11 +94,12 @@ fn build_config(args: &RunArgs) -> anyhow::Result<ExperimentConfig> {
 /// Runs the experiment; exit status 0 when every run completed.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if args.backend != "gpu" {
-        // Not yet: the reference implementation trains too slowly for whole experiments and
-        // has no runner; `bench --backend cpu` measures it.
+        // The reference implementation trains too slowly for whole experiments and has no
+        // runner; `bench --backend cpu` measures it.
         anyhow::bail!(
-            "--backend {} is not supported by `run` yet; use --backend gpu (a software renderer such as lavapipe counts)",
-            args.backend
+            "--backend cpu does not run experiments: the plain-Rust reference only checks the \
+             GPU kernels. Use --backend gpu; a software renderer such as lavapipe counts \
+             (`ewc-workbench devices` lists the adapters)"
         );
     }
     let config = build_config(args)?;

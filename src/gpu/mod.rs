@@ -18,11 +18,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum GpuError {
     /// No adapter passed the filters and capability checks.
-    #[error(
-        "no GPU adapter with compute shaders was found{filter}. Install a Vulkan driver (on Debian \
-         and Ubuntu, `apt-get install mesa-vulkan-drivers` gives Mesa's software renderer, \
-         lavapipe), or run with `--backend cpu`"
-    )]
+    #[error("no GPU adapter with compute shaders was found{filter}. {advice}", advice = no_adapter_advice(.filter))]
     NoAdapter {
         /// Describes `WGPU_ADAPTER_NAME`/`WGPU_BACKEND` when they narrowed the search.
         filter: String,
@@ -56,6 +52,19 @@ pub enum GpuError {
     /// Reading a buffer back from the GPU failed.
     #[error("reading results back from the GPU failed: {0}")]
     ReadBack(String),
+}
+
+/// What to do when no adapter was found: install a driver, or, when `WGPU_ADAPTER_NAME` or
+/// `WGPU_BACKEND` narrowed the search (`filter` is not empty), change them.
+fn no_adapter_advice(filter: &str) -> &'static str {
+    if filter.is_empty() {
+        "Install a Vulkan driver (on Debian and Ubuntu, `apt-get install mesa-vulkan-drivers` \
+         gives Mesa's software renderer, lavapipe); `ewc-workbench devices` lists the adapters \
+         wgpu sees"
+    } else {
+        "`ewc-workbench devices` lists the adapters wgpu sees: unset the variable or choose one \
+         of their names or backends"
+    }
 }
 
 /// One adapter as `devices` lists it.

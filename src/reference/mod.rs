@@ -1,8 +1,8 @@
 //! Plain-Rust forward and backward passes on the same parameter layout as the GPU engine.
 //!
 //! Written for clarity, not speed: straightforward loops in `f64` accumulators over the
-//! formulas, so it serves as the ground truth that every GPU kernel is tested against. It also
-//! backs `--backend cpu` for small experiments.
+//! formulas, so it serves as the ground truth that every GPU kernel is tested against. `bench
+//! --backend cpu` times it; it does not run experiments.
 
 mod optim;
 
