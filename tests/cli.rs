@@ -381,6 +381,36 @@ fn run_rejects_unknown_method() {
 }
 
 #[test]
+fn run_names_figures_left_from_an_earlier_experiment() {
+    let out = fresh_dir("old-figures");
+    fs::write(out.join("penalty-old-run.png"), PNG_SIGNATURE).expect("writing an old figure");
+    let args = [
+        "run",
+        "--methods",
+        "finetune",
+        "--limit",
+        "32",
+        "--set",
+        "training.eval_limit=50",
+        "--out",
+        out.to_str().expect("temporary path is UTF-8"),
+    ];
+    let output = workbench(&args);
+    assert_success(&args, &output);
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("1 figure(s) that this run did not write")
+            && stderr.contains("penalty-old-run.png"),
+        "stderr should name the old figure:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("accuracy-curves.png"),
+        "figures this run wrote are not old:\n{stderr}"
+    );
+    fs::remove_dir_all(&out).ok();
+}
+
+#[test]
 fn run_refuses_a_batch_too_large_for_the_adapter() {
     let out = fresh_dir("huge-batch");
     let out_arg = out.to_str().expect("temporary path is UTF-8");

@@ -150,9 +150,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         results.save_to_dir(dir)?;
         println!("wrote {}", dir.join("results.json").display());
         println!("wrote {}", dir.join("results.csv").display());
-        for path in plots::write_all_plots_on(&ctx, &results, dir)? {
+        let written = plots::write_all_plots_on(&ctx, &results, dir)?;
+        for path in &written {
             println!("wrote {}", path.display());
         }
+        warn_about_old_plots(dir, &written);
     }
     let all_completed = results
         .runs
@@ -163,6 +165,35 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Names on stderr the PNG files in `dir` that this run did not write, since figures of an
+/// earlier experiment next to the new results would mislead.
+fn warn_about_old_plots(dir: &std::path::Path, written: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut old: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "png"))
+        .filter(|path| !written.contains(path))
+        .filter_map(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .collect();
+    if old.is_empty() {
+        return;
+    }
+    old.sort();
+    eprintln!(
+        "note: {} also holds {} figure(s) that this run did not write, from an earlier \
+         experiment: {}",
+        dir.display(),
+        old.len(),
+        old.join(", ")
+    );
 }
 
 /// Says on stderr when the tasks are the bundled subsets or fewer images than asked for, since
