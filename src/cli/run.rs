@@ -14,7 +14,7 @@ use clap::Args;
 
 use ewc_workbench::data::HowFound;
 use ewc_workbench::experiment::config::{self, ExperimentConfig};
-use ewc_workbench::experiment::results::{RunStatus, comparison_table};
+use ewc_workbench::experiment::results::{CurvePoint, RunStatus, comparison_table};
 use ewc_workbench::experiment::runner::{self, PreparedTasks, RunEvent};
 use ewc_workbench::gpu::GpuContext;
 use ewc_workbench::plots;
@@ -228,7 +228,9 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
     let terminal = std::io::stderr().is_terminal();
     let mut label = String::new();
     let mut total = 1u64;
-    let mut last = (0u64, None::<f64>, None::<f64>);
+    // The latest curve point: its loss and penalty are shown until the next one, within the
+    // task it was measured in.
+    let mut point: Option<CurvePoint> = None;
     let mut last_printed = Instant::now();
     for event in events {
         let mut stderr = std::io::stderr().lock();
@@ -242,10 +244,10 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                 total = total_steps.max(1);
             }
             RunEvent::Step { task, step, .. } => {
-                last.0 = step;
                 if terminal || last_printed.elapsed().as_secs() >= 10 {
                     last_printed = Instant::now();
-                    let line = progress_line(&label, task, step, total, last.1, last.2);
+                    let measured = point.as_ref().filter(|point| point.task == task);
+                    let line = progress_line(&label, task, step, total, measured);
                     let _ = if terminal {
                         write!(stderr, "\r{line}\x1b[K")
                     } else {
@@ -253,10 +255,7 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                     };
                 }
             }
-            RunEvent::Evaluated { point, .. } => {
-                last.1 = point.loss;
-                last.2 = point.penalty;
-            }
+            RunEvent::Evaluated { point: latest, .. } => point = Some(latest),
             // The log line after each task already gives the row.
             RunEvent::Baseline { .. } | RunEvent::TaskEnded { .. } => {}
             RunEvent::Log(message) => {
@@ -280,7 +279,7 @@ fn print_progress(events: &mpsc::Receiver<RunEvent>) {
                         format!(" ({})", result.message)
                     }
                 );
-                last = (0, None, None);
+                point = None;
             }
         }
     }
@@ -291,16 +290,47 @@ fn progress_line(
     task: usize,
     step: u64,
     total: u64,
-    loss: Option<f64>,
-    penalty: Option<f64>,
+    point: Option<&CurvePoint>,
 ) -> String {
     const WIDTH: usize = 24;
     let filled = ((step as f64 / total as f64) * WIDTH as f64).round() as usize;
     let bar: String = "#".repeat(filled.min(WIDTH)) + &"-".repeat(WIDTH - filled.min(WIDTH));
-    let loss = loss.map_or_else(String::new, |l| format!("  loss {l:.3}"));
-    let penalty = penalty.map_or_else(String::new, |p| format!("  penalty {p:.3e}"));
+    let measured = point.map_or_else(String::new, |point| {
+        let loss = point
+            .loss
+            .map_or_else(String::new, |l| format!("  loss {l:.3}"));
+        let penalty = point
+            .penalty
+            .map_or_else(String::new, |p| format!("  penalty {p:.3e}"));
+        format!("{loss}{penalty} (at step {})", point.step)
+    });
     format!(
-        "{label:<20} [{bar}] task {} step {step}/{total}{loss}{penalty}",
+        "{label:<20} [{bar}] task {} step {step}/{total}{measured}",
         task + 1
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_says_when_loss_was_measured() {
+        let point = CurvePoint {
+            step: 16,
+            task: 1,
+            accuracy: vec![0.9, 0.5],
+            loss: Some(0.25),
+            penalty: Some(0.0015),
+        };
+
+        let with_point = progress_line("ewc", 1, 20, 64, Some(&point));
+        let without = progress_line("ewc", 1, 20, 64, None);
+
+        assert!(
+            with_point.ends_with("task 2 step 20/64  loss 0.250  penalty 1.500e-3 (at step 16)"),
+            "{with_point}"
+        );
+        assert!(without.ends_with("task 2 step 20/64"), "{without}");
+    }
 }
