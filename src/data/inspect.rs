@@ -3,15 +3,16 @@
 //! [`inspect`] reads the whole file with the same checks as the loaders, so a file it accepts
 //! has a valid header and exactly the data the header declares. It goes further than the
 //! loaders in one way: IDX files of any element type are read and reported, while the loaders
-//! accept only unsigned bytes. It does not check that images are 28×28 or that labels are
-//! 0–9, because it reports what is there rather than what a task needs.
+//! accept only unsigned bytes. Images that are not 28×28 and labels outside 0–9 are reported
+//! with a note that training refuses them, rather than as errors, because it reports what is
+//! there rather than what a task needs.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::DataError;
 use super::csv::read_csv;
 use super::idx::{Compression, Content, ElementType, IdxReader};
+use super::{CLASS_COUNT, DataError};
 
 /// Encoding of a dataset file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,25 @@ impl fmt::Display for FileReport {
                 .map(|(label, count)| format!("{label}: {count}"))
                 .collect();
             writeln!(f, "  per class:    {}", parts.join(", "))?;
+            let outside: Vec<String> = counts
+                .iter()
+                .filter(|(label, _)| usize::from(*label) >= CLASS_COUNT)
+                .map(|(label, _)| label.to_string())
+                .collect();
+            if !outside.is_empty() {
+                writeln!(
+                    f,
+                    "  note:         labels {} are outside 0–{}; training refuses this file",
+                    outside.join(", "),
+                    CLASS_COUNT - 1
+                )?;
+            }
+        }
+        if !self.item_dims.is_empty() && self.item_dims != [28, 28] {
+            writeln!(
+                f,
+                "  note:         items are not 28×28 images; training refuses this file"
+            )?;
         }
         Ok(())
     }
@@ -162,6 +182,23 @@ fn count_values(values: &[u8]) -> Vec<(u8, usize)> {
 mod tests {
     use super::*;
     use crate::data::test_files::{TempDir, csv_row, gzip, idx_bytes, images_idx, labels_idx};
+
+    #[test]
+    fn labels_outside_the_classes_get_a_note() {
+        let dir = TempDir::new("inspect-label-42");
+        let path = dir.write("labels", &labels_idx(&[1, 42, 10, 3]));
+
+        let text = inspect(&path).expect("inspect labels").to_string();
+
+        assert!(
+            text.contains("labels 10, 42 are outside 0–9; training refuses this file"),
+            "report {text}"
+        );
+        let dir = TempDir::new("inspect-label-ok");
+        let path = dir.write("labels", &labels_idx(&[1, 9]));
+        let text = inspect(&path).expect("inspect labels").to_string();
+        assert!(!text.contains("note:"), "no note for labels 0–9: {text}");
+    }
 
     #[test]
     fn labels_report_counts_per_class() {
