@@ -63,9 +63,37 @@ pub fn importance_colour(fraction: f64) -> Color32 {
         .lerp_to_gamma(IMPORTANCE_COLOUR_STOPS[lower + 1], position - lower as f32)
 }
 
-/// Colour of run `run_index`'s lines in the distance view.
-pub fn run_colour(run_index: usize) -> Color32 {
-    PALETTE[run_index % PALETTE.len()]
+/// Colour and style of run `run_index`'s lines in the distance view: its method's colour, as
+/// on every other figure, solid for the method's first run and dashed or dotted for later runs
+/// of a sweep.
+pub fn run_line_style(results: &Results, run_index: usize) -> (Color32, LineStyle) {
+    let colour = method_colour_of(results, run_index);
+    let Some(run) = results.runs.get(run_index) else {
+        return (colour, LineStyle::Solid);
+    };
+    let earlier = results.runs[..run_index]
+        .iter()
+        .filter(|other| other.method == run.method)
+        .count();
+    let style = match earlier % 3 {
+        0 => LineStyle::Solid,
+        1 => LineStyle::dashed_loose(),
+        _ => LineStyle::dotted_loose(),
+    };
+    (colour, style)
+}
+
+/// Run `run_index`'s label in the distance view's legend, which shows colours only: later
+/// runs of a method say how their line is drawn.
+fn run_line_label(results: &Results, run_index: usize) -> String {
+    let Some(run) = results.runs.get(run_index) else {
+        return String::new();
+    };
+    match run_line_style(results, run_index).1 {
+        LineStyle::Solid => run.label.clone(),
+        LineStyle::Dashed { .. } => format!("{} (dashed)", run.label),
+        LineStyle::Dotted { .. } => format!("{} (dotted)", run.label),
+    }
 }
 
 /// Draws run `run_index`'s Fisher diagonal at the weights after task `task`: the first layer
@@ -568,9 +596,12 @@ impl DistancePanel {
         plot.show(ui, |plot_ui| {
             for &index in runs {
                 let run = &results.runs[index];
+                let (colour, style) = run_line_style(results, index);
+                let label = run_line_label(results, index);
                 for segment in distance_segments(run, self.kind, !log, log) {
-                    let line = Line::new(run.label.as_str(), PlotPoints::new(segment))
-                        .color(run_colour(index))
+                    let line = Line::new(label.as_str(), PlotPoints::new(segment))
+                        .color(colour)
+                        .style(style)
                         .width(LINE_WIDTH);
                     plot_ui.line(line);
                 }
@@ -641,6 +672,47 @@ mod tests {
         assert_eq!(label(-0.5, 0.5), "-0.5", "half steps");
         assert_eq!(label(0.04, 0.02), "0.04", "steps of 0.02");
         assert_eq!(label(10.0, 2.0), "10", "whole steps");
+    }
+
+    #[test]
+    fn sweep_runs_share_their_method_colour_with_other_line_styles() {
+        use crate::experiment::config::{ExperimentConfig, Method, apply_set, expand_runs};
+        use crate::experiment::results::{DeviceInfo, RunResult};
+
+        let mut config = ExperimentConfig::preset("seed").expect("the seed preset exists");
+        apply_set(&mut config, "ewc.lambda=10,100,1000").expect("a λ sweep");
+        let mut results = Results::new(config.clone(), DeviceInfo::default());
+        results.runs = expand_runs(&config).iter().map(RunResult::new).collect();
+        let ewc: Vec<usize> = (0..results.runs.len())
+            .filter(|&index| results.runs[index].method == Method::Ewc)
+            .collect();
+        assert_eq!(ewc.len(), 3, "three EWC runs");
+
+        for &index in &ewc {
+            assert_eq!(
+                run_line_style(&results, index).0,
+                method_colour(Method::Ewc),
+                "{}: EWC's colour, as on the trade-off figure",
+                results.runs[index].label
+            );
+        }
+        let styles: Vec<LineStyle> = ewc
+            .iter()
+            .map(|&index| run_line_style(&results, index).1)
+            .collect();
+        assert_eq!(
+            styles,
+            [
+                LineStyle::Solid,
+                LineStyle::dashed_loose(),
+                LineStyle::dotted_loose()
+            ],
+            "line styles in run order"
+        );
+        assert!(
+            run_line_label(&results, ewc[1]).ends_with("(dashed)"),
+            "the legend says which line is dashed"
+        );
     }
 
     #[test]
