@@ -262,7 +262,7 @@ fn run_small(out: &Path, extra: &[&str]) -> Results {
 }
 
 #[test]
-fn custom_sequence_from_idx_and_csv_matches_seed() {
+fn custom_idx_csv_matches_seed() {
     let dir = fresh_dir("custom");
     let bundled = bundled_dir();
     let fashion = data::load_mnist_dir(&bundled.join("fashion-mnist"), "fashion-mnist")
@@ -381,7 +381,7 @@ fn run_rejects_unknown_method() {
 }
 
 #[test]
-fn run_names_figures_left_from_an_earlier_experiment() {
+fn run_names_stale_figures() {
     let out = fresh_dir("old-figures");
     fs::write(out.join("penalty-old-run.png"), PNG_SIGNATURE).expect("writing an old figure");
     let args = [
@@ -411,7 +411,7 @@ fn run_names_figures_left_from_an_earlier_experiment() {
 }
 
 #[test]
-fn run_refuses_a_batch_too_large_for_the_adapter() {
+fn run_rejects_oversized_batch() {
     let out = fresh_dir("huge-batch");
     let out_arg = out.to_str().expect("temporary path is UTF-8");
     let args = [
@@ -524,7 +524,7 @@ fn bench_prints_json_measurements() {
 }
 
 #[test]
-fn adapter_name_that_matches_nothing_is_named() {
+fn unmatched_adapter_filter_is_named() {
     let args = ["devices"];
     let output = Command::new(env!("CARGO_BIN_EXE_ewc-workbench"))
         .args(args)
@@ -541,7 +541,7 @@ fn adapter_name_that_matches_nothing_is_named() {
 }
 
 #[test]
-fn run_says_cpu_backend_does_not_run_experiments() {
+fn run_rejects_cpu_backend() {
     let args = ["run", "--backend", "cpu"];
     let output = workbench(&args);
     assert_failure(&args, &output);

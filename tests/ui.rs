@@ -405,7 +405,7 @@ fn stop_all_cancels_waiting_runs() {
 }
 
 #[test]
-fn two_runs_at_a_time_train_the_same_numbers() {
+fn parallel_runs_match_sequential() {
     let methods = [Method::Finetune, Method::L2, Method::Ewc];
     let mut one_at_a_time = start_app();
     set_up_tiny_experiment(&mut one_at_a_time, &methods);

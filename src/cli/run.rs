@@ -46,7 +46,7 @@ pub struct RunArgs {
     /// Seed for initialisation, batch order, permutations and Fisher samples.
     #[arg(long)]
     seed: Option<u64>,
-    /// Where training runs: gpu, any wgpu adapter, software renderers included. The plain-Rust
+    /// Device for training: gpu, any wgpu adapter, software renderers included. The plain-Rust
     /// reference (cpu) checks the kernels and is timed by `bench --backend cpu`, but does not
     /// run experiments.
     #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]

@@ -4,7 +4,7 @@
 //! has a valid header and exactly the data the header declares. It goes further than the
 //! loaders in one way: IDX files of any element type are read and reported, while the loaders
 //! accept only unsigned bytes. Images that are not 28×28 and labels outside 0–9 are reported
-//! with a note that training refuses them, rather than as errors, because it reports what is
+//! with a note that training rejects them, rather than as errors, because it reports what is
 //! there rather than what a task needs.
 
 use std::fmt;
@@ -96,7 +96,7 @@ impl fmt::Display for FileReport {
             if !outside.is_empty() {
                 writeln!(
                     f,
-                    "  note:         labels {} are outside 0–{}; training refuses this file",
+                    "  note:         labels {} are outside 0–{}; training rejects this file",
                     outside.join(", "),
                     CLASS_COUNT - 1
                 )?;
@@ -105,7 +105,7 @@ impl fmt::Display for FileReport {
         if !self.item_dims.is_empty() && self.item_dims != [28, 28] {
             writeln!(
                 f,
-                "  note:         items are not 28×28 images; training refuses this file"
+                "  note:         items are not 28×28 images; training rejects this file"
             )?;
         }
         Ok(())
@@ -191,7 +191,7 @@ mod tests {
         let text = inspect(&path).expect("inspect labels").to_string();
 
         assert!(
-            text.contains("labels 10, 42 are outside 0–9; training refuses this file"),
+            text.contains("labels 10, 42 are outside 0–9; training rejects this file"),
             "report {text}"
         );
         let dir = TempDir::new("inspect-label-ok");

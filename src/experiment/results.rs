@@ -292,15 +292,15 @@ pub struct Results {
     pub device: DeviceInfo,
     /// Task names in training order.
     pub tasks: Vec<String>,
-    /// Where each task's images came from and how many the runs used, in training order.
-    /// Empty in files written before it was recorded.
+    /// Source and image counts of each task, in training order. Empty in files written before
+    /// this field existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<TaskDataRecord>,
     /// One entry per run, in the order of the experiment's methods.
     pub runs: Vec<RunResult>,
 }
 
-/// Where one task's images came from, and how many of them the runs used.
+/// Source of one task's images, and how many of them the runs used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDataRecord {
@@ -308,7 +308,7 @@ pub struct TaskDataRecord {
     pub task: String,
     /// The dataset's folder, such as `…/mnist`, or a custom task's training file.
     pub source: PathBuf,
-    /// How the source was chosen: `from --data-dir`, `from EWC_WORKBENCH_DATA`,
+    /// Origin of the source: `from --data-dir`, `from EWC_WORKBENCH_DATA`,
     /// `well-known location`, `bundled subsets` or `experiment file`.
     pub origin: String,
     /// Training images the runs used, after `training.limit`.

@@ -115,8 +115,8 @@ pub struct PreparedTasks {
     sources: Vec<TaskSource>,
 }
 
-/// Where one task's images came from, and how that place was chosen (a [`data::HowFound`] as
-/// text, or `experiment file`).
+/// Source of one task's images: the folder or file, and how it was chosen (a
+/// [`data::HowFound`] as text, or `experiment file`).
 pub type TaskSource = (PathBuf, String);
 
 /// Loads the datasets a configuration names and builds its task sequence.
@@ -238,8 +238,8 @@ impl PreparedTasks {
         self
     }
 
-    /// Each task's data source and image counts, for the results file; empty when no sources
-    /// were attached.
+    /// Returns each task's data source and image counts for the results file, or nothing when
+    /// no sources were attached.
     pub fn data_records(&self) -> Vec<TaskDataRecord> {
         if self.sources.len() != self.tasks.len() {
             return Vec::new();

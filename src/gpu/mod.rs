@@ -54,7 +54,7 @@ pub enum GpuError {
     ReadBack(String),
 }
 
-/// What to do when no adapter was found: install a driver, or, when `WGPU_ADAPTER_NAME` or
+/// Returns what to do when no adapter was found: install a driver, or, when `WGPU_ADAPTER_NAME` or
 /// `WGPU_BACKEND` narrowed the search (`filter` is not empty), change them.
 fn no_adapter_advice(filter: &str) -> &'static str {
     if filter.is_empty() {

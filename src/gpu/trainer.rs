@@ -345,7 +345,7 @@ fn floats_per_sample(net: &Network) -> usize {
         .unwrap_or(IMAGE_PIXELS)
 }
 
-/// The largest batch whose every buffer fits one storage binding on `ctx`'s adapter. Training
+/// Returns the largest batch whose every buffer fits one storage binding on `ctx`'s adapter. Training
 /// needs the whole batch in one buffer; evaluation and the Fisher pass split larger requests.
 pub fn max_batch(ctx: &GpuContext, net: &Network) -> usize {
     (ctx.max_binding / floats(floats_per_sample(net))).max(1) as usize

@@ -83,8 +83,8 @@ pub fn run_line_style(results: &Results, run_index: usize) -> (Color32, LineStyl
     (colour, style)
 }
 
-/// Run `run_index`'s label in the distance view's legend, which shows colours only: later
-/// runs of a method say how their line is drawn.
+/// Returns run `run_index`'s label in the distance view's legend. The legend shows colours
+/// only, so later runs of a method name their line style.
 fn run_line_label(results: &Results, run_index: usize) -> String {
     let Some(run) = results.runs.get(run_index) else {
         return String::new();
@@ -675,7 +675,7 @@ mod tests {
     }
 
     #[test]
-    fn sweep_runs_share_their_method_colour_with_other_line_styles() {
+    fn sweep_runs_keep_method_colour() {
         use crate::experiment::config::{ExperimentConfig, Method, apply_set, expand_runs};
         use crate::experiment::results::{DeviceInfo, RunResult};
 

@@ -170,7 +170,7 @@ impl Session {
         session
     }
 
-    /// A session whose runs all wait, with no thread started.
+    /// Creates a session whose runs all wait, without starting a thread.
     fn waiting(id: u64, config: &ExperimentConfig) -> Self {
         let mut results = Results::new(config.clone(), DeviceInfo::default());
         results.runs = expand_runs(config).iter().map(RunResult::new).collect();

@@ -290,8 +290,8 @@ pub struct SetupState {
     data: DataLocations,
     /// Runs trained at the same time.
     training_threads: usize,
-    /// The steps between curve points that the panel chose itself for the data it found, while
-    /// the user has not typed another; `None` once they have, or for a loaded experiment.
+    /// Steps between curve points that the panel chose for the data it found. `None` once the
+    /// user types a value, and for a loaded experiment.
     auto_eval_every: Option<String>,
 }
 
