@@ -325,22 +325,31 @@ fn uniform<T: Pod>(device: &wgpu::Device, value: &T) -> wgpu::Buffer {
     })
 }
 
-/// Floats per sample in the largest buffer a batch needs: an activation, the input images,
-/// the logits or the convolution's partial sums.
-fn floats_per_sample(net: &Network) -> usize {
-    let partials = net
-        .layers
+/// Returns the floats per sample of the convolution weight gradient's partial sums: the
+/// weights and biases of the largest convolution.
+fn conv_partials_per_sample(net: &Network) -> usize {
+    net.layers
         .iter()
         .filter_map(|l| match l {
             Layer::ConvRelu(c) => Some(c.weight_len() + c.out_channels),
             _ => None,
         })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Returns the floats per sample in the largest buffer a batch needs: an activation, the
+/// input images, the logits or the convolution's partial sums.
+fn floats_per_sample(net: &Network) -> usize {
     net.layers
         .iter()
         .map(Layer::output_len)
-        .chain([IMAGE_PIXELS, partials, net.max_head_outputs(), 4])
+        .chain([
+            IMAGE_PIXELS,
+            conv_partials_per_sample(net),
+            net.max_head_outputs(),
+            4,
+        ])
         .max()
         .unwrap_or(IMAGE_PIXELS)
 }
@@ -1086,16 +1095,7 @@ impl GpuTrainer {
                 )
             })
             .collect();
-        let partials = self
-            .net
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::ConvRelu(c) => Some(c.weight_len() + c.out_channels),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let partials = conv_partials_per_sample(&self.net);
         let ws = Workspace {
             batch,
             input: storage(device, "input", floats(batch * IMAGE_PIXELS)),
