@@ -56,6 +56,16 @@ pub fn load_mnist_dir(dir: &Path, name: &str) -> Result<DatasetPair, DataError> 
     Ok(DatasetPair { train, test })
 }
 
+/// Returns the number of training images in a folder with the MNIST file names, from the
+/// images file's header alone.
+///
+/// # Errors
+/// [`DataError::MissingFile`] or an error of [`IdxReader::open`].
+pub fn training_image_count(dir: &Path) -> Result<usize, DataError> {
+    let images = find_file(dir, "train", "images", 3)?;
+    Ok(IdxReader::open(&images)?.header().items() as usize)
+}
+
 fn load_split(dir: &Path, name: &str, split: &str) -> Result<Dataset, DataError> {
     let images = find_file(dir, split, "images", 3)?;
     let labels = find_file(dir, split, "labels", 1)?;

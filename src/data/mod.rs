@@ -29,7 +29,7 @@ mod load;
 mod source;
 mod tasks;
 #[cfg(test)]
-mod test_files;
+pub(crate) mod test_files;
 mod transform;
 
 pub use batch::{fill_batch, shuffled_order};
@@ -37,7 +37,7 @@ pub use csv::load_csv;
 pub use error::DataError;
 pub use idx::{Compression, ElementType, IdxHeader, IdxReader};
 pub use inspect::{FileFormat, FileReport, inspect};
-pub use load::{load_idx_pair, load_mnist_dir};
+pub use load::{load_idx_pair, load_mnist_dir, training_image_count};
 pub use source::{
     DataSource, HowFound, find_data_dir, load_dataset, load_located_dataset, locate_dataset,
 };

@@ -19,10 +19,13 @@ use crate::model::Architecture;
 
 use super::dialogs::{DatasetSlot, FileAction};
 
-/// Steps between curve points when the training data are the bundled subsets. Their 2,000
-/// images per task make 32 steps per epoch at batch size 64, so the presets' interval of 100
-/// steps would leave only the point at the end of each task.
-const BUNDLED_EVAL_EVERY: &str = "8";
+/// Steps between curve points when the training sets are small, such as the bundled subsets.
+/// Their 2,000 images per task make 32 steps per epoch at batch size 64, so the presets'
+/// interval of 100 steps would leave only the point at the end of each task.
+const SMALL_DATA_EVAL_EVERY: &str = "8";
+
+/// Training images per dataset up to which [`SMALL_DATA_EVAL_EVERY`] applies.
+const SMALL_TRAINING_SET: usize = 10_000;
 
 /// Settings under `training.`, with their labels and help text, in the order shown.
 const TRAINING_FIELDS: [(&str, &str, &str); 7] = [
@@ -244,13 +247,15 @@ impl DataLocations {
         Self { found }
     }
 
-    /// Returns whether every dataset comes from the bundled subsets.
-    fn all_bundled(&self) -> bool {
+    /// Returns whether every dataset was found and has at most [`SMALL_TRAINING_SET`] training
+    /// images, as the bundled subsets have. Reads only the images files' headers.
+    fn all_small(&self) -> bool {
         !self.found.is_empty()
-            && self.found.iter().all(|(_, source)| {
-                source
-                    .as_ref()
-                    .is_ok_and(|source| source.how_found == HowFound::Bundled)
+            && self.found.iter().all(|(dataset, source)| {
+                source.as_ref().is_ok_and(|source| {
+                    data::training_image_count(&source.dir.join(dataset))
+                        .is_ok_and(|count| count <= SMALL_TRAINING_SET)
+                })
             })
     }
 }
@@ -296,8 +301,8 @@ pub struct SetupState {
 }
 
 impl SetupState {
-    /// Creates the panel with the `seed` preset, and curve points every [`BUNDLED_EVAL_EVERY`]
-    /// steps when only the bundled subsets were found.
+    /// Creates the panel with the `seed` preset, and curve points every
+    /// [`SMALL_DATA_EVAL_EVERY`] steps when the training sets found are small.
     pub fn seed_experiment() -> Self {
         let mut setup = Self::from_config(&preset_or_default("seed"));
         setup.choose_eval_interval();
@@ -389,8 +394,9 @@ impl SetupState {
         self.adapt_eval_interval();
     }
 
-    /// Sets the steps between curve points for the data found: [`BUNDLED_EVAL_EVERY`] on the
-    /// bundled subsets, the experiment's own interval otherwise. Leaves a typed value alone.
+    /// Sets the steps between curve points for the data found: [`SMALL_DATA_EVAL_EVERY`] on
+    /// small training sets such as the bundled subsets, the experiment's own interval
+    /// otherwise. Leaves a typed value alone.
     fn adapt_eval_interval(&mut self) {
         let Some(chosen) = self.auto_eval_every.clone() else {
             return;
@@ -399,8 +405,8 @@ impl SetupState {
             self.auto_eval_every = None;
             return;
         }
-        let interval = if self.data.all_bundled() {
-            BUNDLED_EVAL_EVERY.to_owned()
+        let interval = if self.data.all_small() {
+            SMALL_DATA_EVAL_EVERY.to_owned()
         } else {
             self.base_training.eval_every.to_string()
         };
@@ -1155,11 +1161,11 @@ mod tests {
         );
     }
 
-    /// Finds both datasets of the seed sequence with the given origin.
-    fn data_found(how_found: HowFound) -> DataLocations {
+    /// Finds both datasets of the seed sequence in `dir`, as if the user had named it.
+    fn data_in(dir: &Path) -> DataLocations {
         let source = DataSource {
-            dir: PathBuf::from("data"),
-            how_found,
+            dir: dir.to_owned(),
+            how_found: HowFound::CommandLine,
         };
         DataLocations {
             found: vec![("mnist", Ok(source.clone())), ("fashion-mnist", Ok(source))],
@@ -1168,27 +1174,35 @@ mod tests {
 
     #[test]
     fn curve_interval_follows_data_until_typed() {
+        use crate::data::test_files::{TempDir, images_idx};
+
         let preset = ExperimentConfig::preset("seed").expect("the seed preset exists");
         let preset_interval = preset.training.eval_every.to_string();
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets");
+        // Just over the small-set limit; only the header is read, but the file is whole.
+        let large = TempDir::new("large-training-sets");
+        let images = images_idx(u32::try_from(SMALL_TRAINING_SET + 1).expect("fits u32"));
+        large.write("mnist/train-images-idx3-ubyte", &images);
+        large.write("fashion-mnist/train-images-idx3-ubyte", &images);
         let mut setup = SetupState::seed_experiment();
 
-        setup.data = data_found(HowFound::Bundled);
+        setup.data = data_in(&bundled);
         setup.adapt_eval_interval();
         assert_eq!(
             setup.text("training.eval_every"),
-            Some(BUNDLED_EVAL_EVERY),
-            "bundled subsets"
+            Some(SMALL_DATA_EVAL_EVERY),
+            "bundled subsets named by hand"
         );
-        setup.data = data_found(HowFound::CommandLine);
+        setup.data = data_in(large.path());
         setup.adapt_eval_interval();
         assert_eq!(
             setup.text("training.eval_every"),
             Some(preset_interval.as_str()),
-            "full sets in a chosen folder"
+            "training sets over the small-set limit"
         );
 
         setup.set_text("training.eval_every", "5");
-        setup.data = data_found(HowFound::Bundled);
+        setup.data = data_in(&bundled);
         setup.adapt_eval_interval();
         assert_eq!(
             setup.text("training.eval_every"),
@@ -1203,7 +1217,7 @@ mod tests {
         config.training.eval_every = 40;
         let mut setup = SetupState::from_config(&config);
 
-        setup.data = data_found(HowFound::Bundled);
+        setup.data = data_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets"));
         setup.adapt_eval_interval();
 
         assert_eq!(setup.text("training.eval_every"), Some("40"));
