@@ -96,9 +96,9 @@ fn forward_3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (n >= cfg.batch) {
         return;
     }
-    let block = i - n * blocks;
-    let by = block / block_columns;
-    let ox = 4u * (block - by * block_columns);
+    let block_index = i - n * blocks;
+    let by = block_index / block_columns;
+    let ox = 4u * (block_index - by * block_columns);
     let oy = 2u * by;
     let w = cfg.in_width;
     let plane = cfg.out_height * cfg.out_width;

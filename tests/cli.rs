@@ -135,17 +135,11 @@ fn run_writes_results_and_table() {
     assert_eq!(
         data,
         [
-            (
-                "mnist",
-                data_dir.join("mnist"),
-                "from --data-dir",
-                128,
-                1000
-            ),
+            ("mnist", data_dir.join("mnist"), "named folder", 128, 1000),
             (
                 "fashion-mnist",
                 data_dir.join("fashion-mnist"),
-                "from --data-dir",
+                "named folder",
                 128,
                 1000
             ),

@@ -102,6 +102,15 @@ impl fmt::Display for FileReport {
                 )?;
             }
         }
+        if self
+            .element_type
+            .is_some_and(|element_type| element_type != ElementType::U8)
+        {
+            writeln!(
+                f,
+                "  note:         elements are not unsigned bytes; training rejects this file"
+            )?;
+        }
         if !self.item_dims.is_empty() && self.item_dims != [28, 28] {
             writeln!(
                 f,
@@ -261,6 +270,12 @@ mod tests {
         assert_eq!(report.element_type, Some(ElementType::F64), "element type");
         assert_eq!(report.item_dims, vec![3], "item dims");
         assert!(report.to_string().contains("f64 (0x0E)"), "report {report}");
+        assert!(
+            report
+                .to_string()
+                .contains("elements are not unsigned bytes; training rejects this file"),
+            "report {report}"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ const SYSTEM_DATA_DIR: &str = "/usr/share/datasets";
 /// Origin of a data directory choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HowFound {
-    /// `--data-dir` on the command line.
+    /// A folder named by `--data-dir`, the setup panel or the experiment file.
     CommandLine,
     /// The `EWC_WORKBENCH_DATA` environment variable.
     Environment,
@@ -55,7 +55,7 @@ impl HowFound {
 impl fmt::Display for HowFound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
-            Self::CommandLine => "from --data-dir",
+            Self::CommandLine => "named folder",
             Self::Environment => "from EWC_WORKBENCH_DATA",
             Self::WellKnown => "well-known location",
             Self::Bundled => "bundled subsets",

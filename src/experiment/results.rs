@@ -308,7 +308,8 @@ pub struct TaskDataRecord {
     pub task: String,
     /// The dataset's folder, such as `…/mnist`, or a custom task's training file.
     pub source: PathBuf,
-    /// Origin of the source: `from --data-dir`, `from EWC_WORKBENCH_DATA`,
+    /// Origin of the source: `named folder` (by `--data-dir`, the setup panel or the
+    /// experiment file), `from EWC_WORKBENCH_DATA`,
     /// `well-known location`, `bundled subsets` or `experiment file`.
     pub origin: String,
     /// Training images the runs used, after `training.limit`.
@@ -739,7 +740,7 @@ mod tests {
         results.data = vec![TaskDataRecord {
             task: "mnist".to_owned(),
             source: PathBuf::from("/data/mnist"),
-            origin: "from --data-dir".to_owned(),
+            origin: "named folder".to_owned(),
             train_images: 60_000,
             test_images: 10_000,
         }];

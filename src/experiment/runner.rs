@@ -71,7 +71,7 @@ pub enum RunEvent {
         /// The point, as stored in the results.
         point: CurvePoint,
     },
-    /// The accuracy on every task before training, the matrix's row 0, was measured.
+    /// The accuracy on every task before training, the results' `baseline`, was measured.
     Baseline {
         /// Run index.
         run: usize,

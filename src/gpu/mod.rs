@@ -31,21 +31,18 @@ pub enum GpuError {
         /// The driver's reason.
         source: wgpu::RequestDeviceError,
     },
-    /// The batch's buffers would exceed what the adapter allows in one storage binding.
+    /// The batch's buffers or dispatches would exceed the device's limits.
     #[error(
-        "a batch of {requested} does not fit on {adapter}: one buffer of the network would hold \
-         {needed_mib:.0} MiB, and the adapter allows {limit_mib:.0} MiB; use a batch size of \
+        "a batch of {requested} does not fit on {adapter}: {reason}; use a batch size of \
          {largest} or less"
     )]
     BatchTooLarge {
-        /// The batch size asked for.
+        /// The batch size requested.
         requested: usize,
         /// The largest batch that fits.
         largest: usize,
-        /// Size of the largest buffer at the requested batch, in MiB.
-        needed_mib: f64,
-        /// The adapter's limit for one storage binding, in MiB.
-        limit_mib: f64,
+        /// The limit the batch exceeds, with the numbers.
+        reason: String,
         /// Adapter name.
         adapter: String,
     },

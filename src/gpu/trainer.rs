@@ -354,28 +354,64 @@ fn floats_per_sample(net: &Network) -> usize {
         .unwrap_or(IMAGE_PIXELS)
 }
 
-/// Returns the largest batch whose every buffer fits one storage binding on `ctx`'s adapter. Training
-/// needs the whole batch in one buffer; evaluation and the Fisher pass split larger requests.
-pub fn max_batch(ctx: &GpuContext, net: &Network) -> usize {
+/// Returns the largest batch whose buffers each fit one storage binding on `ctx`'s adapter.
+fn max_batch_for_buffers(ctx: &GpuContext, net: &Network) -> usize {
     (ctx.max_binding / floats(floats_per_sample(net))).max(1) as usize
+}
+
+/// Returns the largest batch whose dispatches stay within the workgroups allowed per grid
+/// dimension. The tightest grids put one workgroup row per sample and channel: the
+/// convolution's input gradient, the pools, and the per-sample Fisher sums.
+fn max_batch_for_dispatches(ctx: &GpuContext, net: &Network) -> usize {
+    let planes_per_sample = net
+        .layers
+        .iter()
+        .map(|l| match l {
+            Layer::ConvRelu(c) => c.in_channels,
+            Layer::MaxPool(p) => p.channels,
+            _ => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    let per_dimension = ctx.device.limits().max_compute_workgroups_per_dimension as usize;
+    (per_dimension / planes_per_sample).max(1)
+}
+
+/// Returns the largest batch that trains on `ctx`'s adapter: every buffer within one storage
+/// binding and every dispatch within the workgroup limits. Evaluation and the Fisher pass
+/// split larger requests into batches of this size.
+pub fn max_batch(ctx: &GpuContext, net: &Network) -> usize {
+    max_batch_for_buffers(ctx, net).min(max_batch_for_dispatches(ctx, net))
 }
 
 /// Checks that training batches of `batch` samples fit on `ctx`'s adapter.
 ///
 /// # Errors
 ///
-/// [`GpuError::BatchTooLarge`] with the largest batch that fits.
+/// [`GpuError::BatchTooLarge`] with the limit exceeded and the largest batch that fits.
 pub fn check_batch(ctx: &GpuContext, net: &Network, batch: usize) -> Result<(), GpuError> {
     let largest = max_batch(ctx, net);
     if batch <= largest {
         return Ok(());
     }
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let reason = if batch > max_batch_for_buffers(ctx, net) {
+        format!(
+            "one buffer of the network would hold {:.0} MiB, and the adapter allows {:.0} MiB",
+            mib(floats(batch * floats_per_sample(net))),
+            mib(ctx.max_binding)
+        )
+    } else {
+        format!(
+            "its dispatches would need more than the {} workgroups per dimension the device \
+             allows",
+            ctx.device.limits().max_compute_workgroups_per_dimension
+        )
+    };
     Err(GpuError::BatchTooLarge {
         requested: batch,
         largest,
-        needed_mib: mib(floats(batch * floats_per_sample(net))),
-        limit_mib: mib(ctx.max_binding),
+        reason,
         adapter: ctx.adapter.name.clone(),
     })
 }

@@ -64,8 +64,8 @@ pub fn importance_colour(fraction: f64) -> Color32 {
 }
 
 /// Colour and style of run `run_index`'s lines in the distance view: its method's colour, as
-/// on every other figure, solid for the method's first run and dashed or dotted for later runs
-/// of a sweep.
+/// on every other figure, solid for the method's first run and one of four dashed or dotted
+/// styles for later runs of a sweep. The sixth run of a method is solid again.
 pub fn run_line_style(results: &Results, run_index: usize) -> (Color32, LineStyle) {
     let colour = method_colour_of(results, run_index);
     let Some(run) = results.runs.get(run_index) else {
@@ -75,10 +75,12 @@ pub fn run_line_style(results: &Results, run_index: usize) -> (Color32, LineStyl
         .iter()
         .filter(|other| other.method == run.method)
         .count();
-    let style = match earlier % 3 {
+    let style = match earlier % 5 {
         0 => LineStyle::Solid,
         1 => LineStyle::dashed_loose(),
-        _ => LineStyle::dotted_loose(),
+        2 => LineStyle::dotted_loose(),
+        3 => LineStyle::dashed_dense(),
+        _ => LineStyle::dotted_dense(),
     };
     (colour, style)
 }
@@ -89,11 +91,19 @@ fn run_line_label(results: &Results, run_index: usize) -> String {
     let Some(run) = results.runs.get(run_index) else {
         return String::new();
     };
-    match run_line_style(results, run_index).1 {
-        LineStyle::Solid => run.label.clone(),
-        LineStyle::Dashed { .. } => format!("{} (dashed)", run.label),
-        LineStyle::Dotted { .. } => format!("{} (dotted)", run.label),
-    }
+    let style = run_line_style(results, run_index).1;
+    let name = if style == LineStyle::dashed_loose() {
+        "dashed"
+    } else if style == LineStyle::dotted_loose() {
+        "dotted"
+    } else if style == LineStyle::dashed_dense() {
+        "short dashes"
+    } else if style == LineStyle::dotted_dense() {
+        "dense dots"
+    } else {
+        return run.label.clone();
+    };
+    format!("{} ({name})", run.label)
 }
 
 /// Draws run `run_index`'s Fisher diagonal at the weights after task `task`: the first layer

@@ -474,6 +474,8 @@ impl WorkbenchApp {
             if progress.state.is_active() {
                 run.status = RunStatus::Cancelled;
                 run.message = "still training when the results were exported".to_owned();
+                // The rows so far get their metrics, as a run cancelled by Stop does.
+                run.update_metrics();
             }
         }
         Some(results)
