@@ -395,8 +395,8 @@ impl SetupState {
     }
 
     /// Sets the steps between curve points for the data found: [`SMALL_DATA_EVAL_EVERY`] on
-    /// small training sets such as the bundled subsets, the experiment's own interval
-    /// otherwise. Leaves a typed value alone.
+    /// small training sets, such as the bundled subsets or any set cut by a small
+    /// `training.limit`, and the experiment's own interval otherwise. Leaves a typed value alone.
     fn adapt_eval_interval(&mut self) {
         let Some(chosen) = self.auto_eval_every.clone() else {
             return;
@@ -405,7 +405,11 @@ impl SetupState {
             self.auto_eval_every = None;
             return;
         }
-        let interval = if self.data.all_small() {
+        let limit = self
+            .text("training.limit")
+            .and_then(|text| text.trim().parse::<usize>().ok());
+        let small_limit = limit.is_some_and(|limit| limit <= SMALL_TRAINING_SET);
+        let interval = if small_limit || self.data.all_small() {
             SMALL_DATA_EVAL_EVERY.to_owned()
         } else {
             self.base_training.eval_every.to_string()
@@ -423,6 +427,9 @@ impl SetupState {
         };
         field.text = text.to_owned();
         field.error = check_setting(key, text);
+        if key == "training.limit" {
+            self.adapt_eval_interval();
+        }
         true
     }
 
@@ -831,8 +838,12 @@ impl SetupState {
                 }
             });
             ui.end_row();
+            let limit_before = self.text("training.limit").map(str::to_owned);
             for ((name, label, help), field) in TRAINING_FIELDS.iter().zip(&mut self.training) {
                 grid_text_row(ui, label, &format!("training.{name}: {help}"), &format!("training.{name}"), field);
+            }
+            if self.text("training.limit").map(str::to_owned) != limit_before {
+                self.adapt_eval_interval();
             }
             grid_text_row(ui, "Seed", "seed: initial weights, batch order, permutations and sampled Fisher labels.", "seed", &mut self.seed);
             ui.label("Runs at a time").on_hover_text(
@@ -1199,6 +1210,25 @@ mod tests {
             setup.text("training.eval_every"),
             Some(preset_interval.as_str()),
             "training sets over the small-set limit"
+        );
+
+        assert!(
+            setup.set_text("training.limit", "2000"),
+            "training.limit is a field"
+        );
+        assert_eq!(
+            setup.text("training.eval_every"),
+            Some(SMALL_DATA_EVAL_EVERY),
+            "large sets cut to 2,000 images by the limit"
+        );
+        assert!(
+            setup.set_text("training.limit", "all"),
+            "training.limit is a field"
+        );
+        assert_eq!(
+            setup.text("training.eval_every"),
+            Some(preset_interval.as_str()),
+            "the limit lifted again"
         );
 
         setup.set_text("training.eval_every", "5");
