@@ -85,10 +85,9 @@ fn insights_of<'a>(results: &'a Results, method: &str) -> &'a RunInsights {
         .unwrap_or_else(|| panic!("{}: no insights recorded", run.label))
 }
 
-/// Compares insights read back from a file with those written, bit for bit: the stored vectors
-/// are base64, and the distances are decimal JSON numbers that serde_json writes in the
-/// shortest form that reads back exactly (with its `float_roundtrip` feature, which the crate
-/// turns on).
+/// Compares insights read back from a file with those written, bit for bit. The stored vectors
+/// are base64. The distances are decimal JSON numbers, which read back exactly because the
+/// crate turns on serde_json's `float_roundtrip` feature.
 fn assert_same_insights(read: Option<&RunInsights>, written: Option<&RunInsights>, label: &str) {
     let (Some(read), Some(written)) = (read, written) else {
         assert_eq!(

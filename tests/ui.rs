@@ -419,11 +419,11 @@ fn parallel_runs_match_sequential() {
     topmost_node(&harness, "Run").click();
     harness.step();
     // Watch the summary table's status column, as a user would.
-    let mut most_running = 0;
+    let mut max_running = 0;
     let started = Instant::now();
     while app(&harness).is_running() && started.elapsed() < TINY_RUN_TIMEOUT {
         harness.step();
-        most_running = most_running.max(harness.query_all_by_label("running").count());
+        max_running = max_running.max(harness.query_all_by_label("running").count());
         thread::sleep(Duration::from_millis(20));
     }
     assert!(
@@ -436,7 +436,7 @@ fn parallel_runs_match_sequential() {
         .cloned()
         .expect("a finished experiment has results");
 
-    assert_eq!(most_running, 2, "runs shown training at the same time");
+    assert_eq!(max_running, 2, "runs shown training at the same time");
     assert_eq!(parallel.runs.len(), sequential.runs.len(), "runs");
     // Each run has its own weights, optimizer and seeded batch order, so training two at a
     // time must not change a single number.

@@ -303,7 +303,7 @@ pub enum DatasetSource {
 }
 
 impl DatasetSource {
-    /// The training images' file.
+    /// Returns the training images' file.
     pub fn train_path(&self) -> &Path {
         match self {
             Self::Idx { train_images, .. } => train_images,

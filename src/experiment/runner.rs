@@ -348,6 +348,9 @@ pub fn run_experiment(
 /// Checks, before any run starts, that the experiment's training batches fit on `ctx`'s
 /// adapter.
 ///
+/// NOTE: checks `training.batch_size` even where the training sets are smaller than one batch,
+/// so such an experiment can be rejected although every real batch would fit.
+///
 /// # Errors
 ///
 /// [`GpuError::BatchTooLarge`] with the largest batch that fits.

@@ -49,7 +49,7 @@ pub enum SessionEvent {
         device: DeviceInfo,
         /// Task names in training order, from the loaded data.
         tasks: Vec<String>,
-        /// Where each task's images came from and how many the runs use.
+        /// Source and image counts of each task, in training order.
         data: Vec<TaskDataRecord>,
     },
     /// The runner reported progress.

@@ -249,6 +249,9 @@ impl DataLocations {
 
     /// Returns whether every dataset was found and has at most [`SMALL_TRAINING_SET`] training
     /// images, as the bundled subsets have. Reads only the images files' headers.
+    ///
+    /// NOTE: a custom sequence lists no datasets here, so its files' sizes are not read and it
+    /// keeps the experiment's interval.
     fn all_small(&self) -> bool {
         !self.found.is_empty()
             && self.found.iter().all(|(dataset, source)| {
