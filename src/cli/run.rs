@@ -315,7 +315,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_line_says_when_loss_was_measured() {
+    fn progress_line_names_measured_step() {
         let point = CurvePoint {
             step: 16,
             task: 1,

@@ -514,7 +514,7 @@ fn largest_batch_fits_one_more_fails() {
     let ctx = context();
     let net = Network::new(&Architecture::SeedCnn, &[10]);
     // The seed CNN's widest buffer is conv1's output: 32 channels of 26×26 floats per sample.
-    // Its pool dispatches one workgroup row per sample and channel: 32 per sample.
+    // Its pool dispatches one workgroup per sample and channel along z: 32 per sample.
     let widest_bytes = 32 * 26 * 26 * 4;
     let by_buffers = (ctx.max_binding / widest_bytes) as usize;
     let by_dispatches = ctx.device.limits().max_compute_workgroups_per_dimension as usize / 32;

@@ -553,14 +553,12 @@ fn compare_missing_last(a: Option<f64>, b: Option<f64>, descending: bool) -> Ord
 /// once the run has ended. While it trains, the rows so far fill the heat map but are not
 /// final.
 fn final_accuracy(session: &Session, index: usize, task: usize) -> Option<f64> {
-    let ended = session
-        .progress
-        .get(index)
-        .is_some_and(|progress| !progress.state.is_active());
+    let progress = session.progress.get(index)?;
+    if progress.state.is_active() {
+        return None;
+    }
     let run = session.results.runs.get(index)?;
-    ended
-        .then(|| run.accuracy.last().and_then(|row| row.get(task).copied()))
-        .flatten()
+    run.accuracy.last()?.get(task).copied()
 }
 
 fn status_text(state: RunState) -> RichText {

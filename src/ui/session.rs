@@ -146,7 +146,7 @@ impl Session {
         notifier: Notifier,
     ) -> Self {
         let runs = expand_runs(&config);
-        let mut session = Self::waiting(id, &config);
+        let mut session = Self::waiting(id, &config, &runs);
         let worker = Worker {
             id,
             config,
@@ -171,9 +171,9 @@ impl Session {
     }
 
     /// Creates a session whose runs all wait, without starting a thread.
-    fn waiting(id: u64, config: &ExperimentConfig) -> Self {
+    fn waiting(id: u64, config: &ExperimentConfig, runs: &[RunSpec]) -> Self {
         let mut results = Results::new(config.clone(), DeviceInfo::default());
-        results.runs = expand_runs(config).iter().map(RunResult::new).collect();
+        results.runs = runs.iter().map(RunResult::new).collect();
         Self {
             id,
             progress: results.runs.iter().map(|_| RunProgress::queued()).collect(),
@@ -535,7 +535,7 @@ mod tests {
     #[test]
     fn matrix_rows_arrive_while_run_trains() {
         let config = ExperimentConfig::preset("seed").expect("the seed preset exists");
-        let mut session = Session::waiting(1, &config);
+        let mut session = Session::waiting(1, &config, &expand_runs(&config));
         let run = |event| SessionEvent::Run(event);
 
         session.apply(run(RunEvent::Baseline {
